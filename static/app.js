@@ -1,0 +1,765 @@
+// The chatterbox page: wires the connection and per-room state to the DOM.
+//
+// Safety rule for this file: text that came from a user or the server is only ever put into the
+// page with textContent, Node.append(string) (a Text node), setAttribute or dataset, never as
+// HTML. Elements are looked up through Maps keyed by room name, never by selectors built from data.
+
+import { listRooms, roomMessages } from './api.js';
+import { Connection } from './connection.js';
+import { RoomState, nameProblem } from './rooms.js';
+
+const ROOM_POLL_MS = 4000;
+const OLDER_PAGE = 50;
+const GAP_PAGE = 100;
+const NEAR_BOTTOM_PX = 48;
+const MAX_ALERTS = 5;
+const SESSION_KEY = 'chatterbox.session';
+const NAME_KEY = 'chatterbox.name';
+
+const $ = (id) => document.getElementById(id);
+
+/** Creates an element. `text` sets textContent; other attributes go through setAttribute. */
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  node.append(...children); // strings become Text nodes
+  return node;
+}
+
+const asArray = (v) => (Array.isArray(v) ? v : []);
+const asText = (v) => (typeof v === 'string' ? v : String(v ?? ''));
+
+// ---------------------------------------------------------------------------------------------
+// Small presentation helpers
+
+function hueOf(name) {
+  let hash = 0;
+  for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return hash % 360;
+}
+
+function avatar(name, el = h('span', { class: 'avatar', 'aria-hidden': 'true' })) {
+  el.textContent = ([...name][0] ?? '?').toUpperCase();
+  el.style.setProperty('--hue', String(hueOf(name)));
+  return el;
+}
+
+function formatTime(date) {
+  const sameDay = date.toDateString() === new Date().toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : date.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+function messageItem(m, own) {
+  const user = asText(m.user);
+  const li = h('li', { class: own ? 'msg own' : 'msg' });
+  if (typeof m.id === 'number') li.dataset.id = String(m.id);
+  const when = new Date(m.timestamp);
+  const time = Number.isNaN(when.getTime())
+    ? h('time')
+    : h('time', { datetime: asText(m.timestamp), title: when.toLocaleString(), text: formatTime(when) });
+  const meta = h(
+    'div',
+    { class: 'meta' },
+    h('span', { class: 'author', text: user }),
+    own ? h('span', { class: 'you-tag', text: 'you' }) : '',
+    ' ',
+    time,
+  );
+  li.append(avatar(user), h('div', { class: 'bubble' }, meta, h('p', { class: 'text', text: asText(m.text) })));
+  return li;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts: every error the user should know about ends up here, dismissable, never swallowed.
+
+function showAlert(message, kind = 'error') {
+  const region = $('alerts');
+  for (const item of region.children) {
+    if (item.dataset.message === message) return; // already on screen
+  }
+  const close = h('button', { type: 'button', class: 'alert-close', 'aria-label': 'Dismiss' }, '×');
+  const item = h('div', { class: `alert ${kind}` }, h('p', { text: message }), close);
+  item.dataset.message = message;
+  close.addEventListener('click', () => {
+    item.remove();
+    focusMain();
+  });
+  region.append(item);
+  while (region.children.length > MAX_ALERTS) region.firstElementChild.remove();
+}
+
+function focusMain() {
+  if (!$('chat').hidden && !$('composer-input').disabled) $('composer-input').focus();
+  else if (!$('chat').hidden) $('new-room').focus();
+  else $('login-name').focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// One room's DOM: its scrollable message log and its entry in "Your rooms".
+
+class RoomView {
+  constructor(name, { onOpen, onLoadOlder }) {
+    this.name = name;
+    this.stuck = true; // whether the log follows new messages
+    this.older = h('button', { type: 'button', class: 'load-older', hidden: true, text: 'Load earlier messages' });
+    this.older.addEventListener('click', onLoadOlder);
+    this.list = h('ol', { class: 'message-list' });
+    this.pane = h(
+      'div',
+      { class: 'messages', role: 'log', 'aria-label': `Messages in ${name}`, tabindex: '0', hidden: true },
+      this.older,
+      this.list,
+    );
+    this.pane.addEventListener('scroll', () => {
+      if (this.pane.hidden) return;
+      this.stuck = this.#nearBottom();
+      if (this.stuck) $('jump').hidden = true;
+    });
+
+    this.badge = h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true });
+    this.unreadText = h('span', { class: 'visually-hidden' });
+    this.button = h(
+      'button',
+      { type: 'button', class: 'room-link' },
+      h('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }),
+      h('span', { class: 'room-name', text: name }),
+      this.unreadText,
+      this.badge,
+    );
+    this.button.addEventListener('click', onOpen);
+    this.navItem = h('li', {}, this.button);
+  }
+
+  #nearBottom() {
+    const p = this.pane;
+    return p.scrollHeight - p.scrollTop - p.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  /** Whether new messages should scroll the log (a hidden log remembers its last answer). */
+  isStuck() {
+    return this.pane.hidden ? this.stuck : this.#nearBottom();
+  }
+
+  scrollToBottom() {
+    this.pane.scrollTop = this.pane.scrollHeight;
+    this.stuck = true;
+  }
+
+  /** Inserts a chat item in id order (live messages simply land at the end). */
+  insertChat(li) {
+    const id = Number(li.dataset.id);
+    if (!li.dataset.id) {
+      this.list.append(li);
+      return;
+    }
+    let before = null;
+    for (let node = this.list.lastElementChild; node; node = node.previousElementSibling) {
+      if (!node.dataset.id) continue;
+      if (Number(node.dataset.id) < id) break;
+      before = node;
+    }
+    this.list.insertBefore(li, before);
+  }
+
+  line(text, kind = 'system') {
+    this.list.append(h('li', { class: kind, text }));
+  }
+
+  clear() {
+    this.list.replaceChildren();
+  }
+
+  setUnread(count) {
+    this.badge.textContent = count > 99 ? '99+' : String(count);
+    this.badge.hidden = count === 0;
+    this.unreadText.textContent = count ? `, ${count} unread` : '';
+  }
+
+  setActive(active) {
+    this.pane.hidden = !active;
+    if (active) this.button.setAttribute('aria-current', 'true');
+    else this.button.removeAttribute('aria-current');
+  }
+
+  remove() {
+    this.pane.remove();
+    this.navItem.remove();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Application state
+
+const app = {
+  user: null,
+  /** @type {Connection|null} */
+  conn: null,
+  /** @type {Map<string, {state: RoomState, view: RoomView}>} */
+  rooms: new Map(),
+  active: null,
+  directory: [], // last /api/rooms answer
+  directoryItems: new Map(), // room name -> <li> in "All rooms"
+  pollTimer: null,
+  pollFailing: false,
+  tickTimer: null,
+};
+
+function saveSession() {
+  if (!app.user) return;
+  try {
+    sessionStorage.setItem(
+      SESSION_KEY,
+      JSON.stringify({ user: app.user, rooms: [...app.rooms.keys()], active: app.active }),
+    );
+  } catch {
+    // storage disabled: a reload simply asks for the name again
+  }
+}
+
+function loadSession() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null');
+    if (s && typeof s.user === 'string' && !nameProblem(s.user)) {
+      return {
+        user: s.user,
+        rooms: asArray(s.rooms).filter((r) => typeof r === 'string' && !nameProblem(r)),
+        active: typeof s.active === 'string' ? s.active : null,
+      };
+    }
+  } catch {
+    // ignore a corrupt entry
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in and out
+
+function signIn(user, rooms = [], active = null) {
+  app.user = user;
+  try {
+    localStorage.setItem(NAME_KEY, user);
+  } catch {
+    // fine
+  }
+  $('login').hidden = true;
+  $('chat').hidden = false;
+  $('me').hidden = false;
+  $('me-name').textContent = user;
+  avatar(user, $('me-avatar'));
+  document.body.classList.add('signed-in');
+
+  const url = new URL(`/ws?user=${encodeURIComponent(user)}`, window.location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const conn = new Connection(url.href);
+  app.conn = conn;
+  conn.addEventListener('state', renderConnection);
+  conn.addEventListener('open', onOpen);
+  conn.addEventListener('frame', (ev) => onFrame(ev.detail));
+  conn.addEventListener('problem', (ev) => showAlert(ev.detail.message));
+
+  for (const name of rooms) addRoom(name);
+  const first = active && app.rooms.has(active) ? active : rooms[0];
+  if (first) openRoom(first, { focus: false });
+  renderRoomChrome();
+  conn.start();
+  app.pollTimer = setInterval(pollDirectory, ROOM_POLL_MS);
+  saveSession();
+  focusMain();
+}
+
+function signOut() {
+  clearInterval(app.pollTimer);
+  app.conn?.stop();
+  app.conn = null;
+  for (const { view } of app.rooms.values()) view.remove();
+  app.rooms.clear();
+  app.active = null;
+  app.user = null;
+  try {
+    sessionStorage.removeItem(SESSION_KEY);
+  } catch {
+    // fine
+  }
+  document.body.classList.remove('signed-in');
+  $('chat').hidden = true;
+  $('me').hidden = true;
+  $('login').hidden = false;
+  renderRoomChrome();
+  renderConnection();
+  updateTitle();
+  $('login-name').focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rooms: join, open, leave
+
+function addRoom(name) {
+  if (app.rooms.has(name)) return app.rooms.get(name);
+  const state = new RoomState(name);
+  const entry = { state, view: null };
+  entry.view = new RoomView(name, {
+    onOpen: () => openRoom(name),
+    onLoadOlder: () => loadOlder(entry),
+  });
+  app.rooms.set(name, entry);
+  $('panes').append(entry.view.pane);
+  $('joined-rooms').append(entry.view.navItem);
+  app.conn?.send(state.joinFrame()); // if not yet online, onOpen sends it
+  renderDirectory();
+  return entry;
+}
+
+function joinRoom(name) {
+  addRoom(name);
+  openRoom(name);
+  saveSession();
+  pollDirectory();
+}
+
+function openRoom(name, { focus = true } = {}) {
+  const entry = app.rooms.get(name);
+  if (!entry) return;
+  const previous = app.rooms.get(app.active);
+  if (previous && previous !== entry) previous.view.setActive(false);
+  app.active = name;
+  entry.view.setActive(true);
+  if (entry.view.stuck) entry.view.scrollToBottom();
+  entry.state.unread = 0;
+  entry.view.setUnread(0);
+  $('jump').hidden = true;
+  renderRoomChrome();
+  renderPresence();
+  updateTitle();
+  closeDrawers();
+  saveSession();
+  if (focus) $('composer-input').focus();
+}
+
+function leaveRoom(name) {
+  const entry = app.rooms.get(name);
+  if (!entry) return;
+  app.conn?.send({ type: 'leave', room: name });
+  entry.view.remove();
+  app.rooms.delete(name);
+  if (app.active === name) {
+    app.active = null;
+    const next = app.rooms.keys().next();
+    if (!next.done) openRoom(next.value, { focus: false });
+  }
+  renderRoomChrome();
+  renderPresence();
+  renderDirectory();
+  updateTitle();
+  saveSession();
+  pollDirectory();
+  focusMain();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server frames
+
+function onOpen() {
+  // (Re)join every room; rooms the server already confirmed resume after the last id we hold.
+  for (const { state } of app.rooms.values()) app.conn.send(state.joinFrame());
+  pollDirectory();
+}
+
+function onFrame(frame) {
+  const entry = typeof frame.room === 'string' ? app.rooms.get(frame.room) : undefined;
+  switch (frame.type) {
+    case 'chat':
+      if (entry) addMessages(entry, [frame], 'live');
+      break;
+    case 'history':
+      if (entry) onHistory(entry, frame);
+      break;
+    case 'presence':
+      if (entry) {
+        entry.state.confirmed = true;
+        entry.state.setUsers(asArray(frame.users).map(asText));
+        if (frame.room === app.active) renderPresence();
+      }
+      break;
+    case 'join':
+    case 'leave':
+      if (entry) {
+        const user = asText(frame.user);
+        if (frame.type === 'join') entry.state.addUser(user);
+        else entry.state.removeUser(user);
+        const stick = isStuck(entry);
+        entry.view.line(`${user} ${frame.type === 'join' ? 'joined' : 'left'}`);
+        if (stick) entry.view.scrollToBottom();
+        if (frame.room === app.active) renderPresence();
+      }
+      break;
+    case 'gap':
+      if (entry) fillGap(entry, frame);
+      break;
+    case 'error':
+      onServerError(frame, entry);
+      break;
+    default:
+      // Unknown types are future extensions: ignore.
+      break;
+  }
+}
+
+function onHistory(entry, frame) {
+  if (frame.recovered === false) {
+    entry.state.resetMessages();
+    entry.view.clear();
+    entry.view.line(
+      'Some messages may be missing: you were away for a long time, so only the latest messages are shown.',
+      'notice',
+    );
+  }
+  entry.view.pane.setAttribute('aria-busy', 'true');
+  addMessages(entry, asArray(frame.messages), frame.recovered === true ? 'resume' : 'history');
+  entry.view.pane.removeAttribute('aria-busy');
+}
+
+function onServerError(frame, entry) {
+  const message = typeof frame.message === 'string' && frame.message ? frame.message : 'The server reported an error.';
+  showAlert(message);
+  // A join the server refused (e.g. an invalid room name) must not linger as a joined room.
+  if (entry && !entry.state.confirmed && frame.code !== 'not_member') {
+    entry.view.remove();
+    app.rooms.delete(entry.state.name);
+    if (app.active === entry.state.name) {
+      app.active = null;
+      const next = app.rooms.keys().next();
+      if (!next.done) openRoom(next.value, { focus: false });
+    }
+    renderRoomChrome();
+    renderPresence();
+    renderDirectory();
+    saveSession();
+  } else if (entry && frame.code === 'not_member') {
+    // The server forgot us (e.g. a race with a reconnect): join again, resuming.
+    app.conn?.send(entry.state.joinFrame());
+  }
+}
+
+function isStuck(entry) {
+  return entry.view.isStuck();
+}
+
+/**
+ * Adds chat messages (de-duplicated by id, inserted in id order).
+ * kind: 'live' | 'history' | 'resume' | 'gap' | 'older'
+ */
+function addMessages(entry, messages, kind) {
+  const { state, view } = entry;
+  const fresh = state.accept(messages);
+  view.older.hidden = !state.hasOlder;
+  if (fresh.length === 0) return;
+
+  const stick = isStuck(entry);
+  const heightBefore = view.pane.scrollHeight;
+  const topBefore = view.pane.scrollTop;
+  for (const m of fresh) view.insertChat(messageItem(m, m.user === app.user));
+
+  if (kind === 'older') {
+    // Keep what the reader was looking at in place.
+    view.pane.scrollTop = topBefore + (view.pane.scrollHeight - heightBefore);
+  } else if (stick) {
+    view.scrollToBottom();
+  } else if (app.active === state.name && kind !== 'history') {
+    $('jump').hidden = false;
+  }
+
+  if ((kind === 'live' || kind === 'resume') && app.active !== state.name) {
+    state.unread += fresh.filter((m) => m.user !== app.user).length;
+    view.setUnread(state.unread);
+    updateTitle();
+  }
+}
+
+async function fillGap(entry, frame) {
+  const from = Number(frame.from);
+  const to = Number(frame.to);
+  if (!Number.isInteger(from) || !Number.isInteger(to) || to < from) return;
+  let before = to + 1;
+  try {
+    while (before > from && app.rooms.get(entry.state.name) === entry) {
+      const { messages } = await roomMessages(entry.state.name, { before, limit: Math.min(GAP_PAGE, before - from) });
+      const got = messages.filter((m) => typeof m?.id === 'number' && m.id >= from && m.id < before);
+      if (got.length === 0) break;
+      addMessages(entry, got, 'gap');
+      before = Math.min(...got.map((m) => m.id));
+    }
+  } catch (err) {
+    showAlert(`Could not load ${to - from + 1} missed messages in “${entry.state.name}”: ${err.message}`);
+  }
+}
+
+async function loadOlder(entry) {
+  const { state, view } = entry;
+  if (!state.hasOlder) return;
+  view.older.disabled = true;
+  try {
+    const { messages } = await roomMessages(state.name, { before: state.oldestId, limit: OLDER_PAGE });
+    if (messages.length === 0) state.reachedStart = true; // (id 1 being held also ends it)
+    addMessages(entry, messages, 'older');
+  } catch (err) {
+    showAlert(`Could not load earlier messages in “${state.name}”: ${err.message}`);
+  } finally {
+    view.older.disabled = false;
+    view.older.hidden = !state.hasOlder;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering of the chrome around the messages
+
+const CONNECTION_LABELS = {
+  connecting: 'Connecting…',
+  online: 'Online',
+  reconnecting: 'Reconnecting',
+  offline: 'Offline',
+};
+
+function renderConnection() {
+  const state = app.conn?.state ?? 'offline';
+  $('conn').dataset.state = state;
+  document.body.dataset.conn = state;
+  const label = CONNECTION_LABELS[state];
+  if ($('conn-label').textContent !== label) $('conn-label').textContent = label;
+  clearInterval(app.tickTimer);
+  const tick = () => {
+    const secs = Math.max(0, Math.ceil((app.conn.retryAt - Date.now()) / 1000));
+    $('conn-detail').textContent = `in ${secs}s`;
+  };
+  if (state === 'reconnecting') {
+    tick();
+    app.tickTimer = setInterval(tick, 250);
+  } else {
+    $('conn-detail').textContent = '';
+  }
+  $('conn-retry').hidden = !app.conn || !(state === 'reconnecting' || state === 'offline');
+  renderComposer();
+}
+
+function renderComposer() {
+  const input = $('composer-input');
+  const hasRoom = app.active !== null;
+  const online = app.conn?.state === 'online';
+  input.disabled = !hasRoom;
+  $('send').disabled = !hasRoom || !online;
+  $('composer-label').textContent = hasRoom ? `Message ${app.active}` : 'Message';
+  input.placeholder = hasRoom ? `Message #${app.active}` : 'Join a room to chat';
+  $('composer-note').textContent =
+    hasRoom && app.conn && !online ? 'Not connected: messages can be sent again once the connection is back.' : '';
+}
+
+function renderRoomChrome() {
+  const entry = app.rooms.get(app.active);
+  $('room-title').textContent = entry ? `#${entry.state.name}` : 'No room open';
+  $('empty-state').hidden = Boolean(entry);
+  $('leave-room').hidden = !entry;
+  $('joined-empty').hidden = app.rooms.size > 0;
+  renderComposer();
+}
+
+function renderPresence() {
+  const entry = app.rooms.get(app.active);
+  const users = entry ? entry.state.users : [];
+  $('room-count').textContent = entry ? `${users.length} ${users.length === 1 ? 'person' : 'people'} here` : '';
+  $('presence-heading').textContent = entry ? `In this room (${users.length})` : 'In this room';
+  $('people-toggle').textContent = `People (${users.length})`;
+  $('presence-list').replaceChildren(
+    ...users.map((u) =>
+      h(
+        'li',
+        { class: u === app.user ? 'me' : '' },
+        avatar(u),
+        h('span', { class: 'user-name', text: u }),
+        u === app.user ? h('span', { class: 'you-tag', text: 'you' }) : '',
+      ),
+    ),
+  );
+}
+
+function updateTitle() {
+  let total = 0;
+  for (const { state } of app.rooms.values()) total += state.unread;
+  document.title = total ? `(${total}) chatterbox` : 'chatterbox';
+  $('total-unread').textContent = String(total);
+  $('total-unread').hidden = total === 0;
+}
+
+async function pollDirectory() {
+  if (!app.conn || app.conn.state !== 'online' || document.hidden) return; // the status shows why
+  try {
+    app.directory = (await listRooms()).filter((r) => r && typeof r.name === 'string');
+    app.pollFailing = false;
+  } catch (err) {
+    if (!app.pollFailing) showAlert(`Could not load the room list: ${err.message}`);
+    app.pollFailing = true;
+    return;
+  }
+  renderDirectory();
+}
+
+/** "All rooms": updated in place so that keyboard focus survives each poll. */
+function renderDirectory() {
+  const list = $('all-rooms');
+  const rooms = app.directory.map((r) => ({ name: r.name, count: Number(r.user_count) || 0 }));
+  const seen = new Set(rooms.map((r) => r.name));
+  for (const name of app.rooms.keys()) {
+    if (!seen.has(name)) rooms.push({ name, count: null });
+  }
+  rooms.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+  const keep = new Set(rooms.map((r) => r.name));
+  for (const [name, li] of app.directoryItems) {
+    if (!keep.has(name)) {
+      li.remove();
+      app.directoryItems.delete(name);
+    }
+  }
+  rooms.forEach((room, index) => {
+    let li = app.directoryItems.get(room.name);
+    if (!li) {
+      const button = h(
+        'button',
+        { type: 'button', class: 'room-link' },
+        h('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }),
+        h('span', { class: 'room-name', text: room.name }),
+        h('span', { class: 'joined-tag' }),
+        h('span', { class: 'count' }),
+      );
+      button.addEventListener('click', () => joinRoom(room.name));
+      li = h('li', {}, button);
+      app.directoryItems.set(room.name, li);
+    }
+    const joined = app.rooms.has(room.name);
+    li.querySelector('.joined-tag').textContent = joined ? 'joined' : '';
+    li.querySelector('.count').textContent =
+      room.count === null ? '' : `${room.count} ${room.count === 1 ? 'person' : 'people'}`;
+    li.classList.toggle('joined', joined);
+    if (list.children[index] !== li) list.insertBefore(li, list.children[index] ?? null);
+  });
+  $('all-empty').hidden = rooms.length > 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawers (rooms / people) on narrow screens
+
+function openDrawer(which) {
+  const toggle = $(which === 'sidebar' ? 'rooms-toggle' : 'people-toggle');
+  const open = document.body.dataset.drawer === which;
+  closeDrawers();
+  if (open) return;
+  document.body.dataset.drawer = which;
+  toggle.setAttribute('aria-expanded', 'true');
+  $('scrim').hidden = false;
+  const target = $(which).querySelector('button, input, [tabindex]');
+  (target ?? $(which)).focus();
+}
+
+function closeDrawers({ restoreFocus = false } = {}) {
+  const was = document.body.dataset.drawer;
+  if (!was) return;
+  delete document.body.dataset.drawer;
+  $('rooms-toggle').setAttribute('aria-expanded', 'false');
+  $('people-toggle').setAttribute('aria-expanded', 'false');
+  $('scrim').hidden = true;
+  if (restoreFocus) $(was === 'sidebar' ? 'rooms-toggle' : 'people-toggle').focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function showFieldError(input, errorEl, message) {
+  errorEl.textContent = message ?? '';
+  errorEl.hidden = !message;
+  if (message) input.setAttribute('aria-invalid', 'true');
+  else input.removeAttribute('aria-invalid');
+}
+
+function init() {
+  $('login-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const input = $('login-name');
+    const name = input.value.trim();
+    const problem = nameProblem(name, 'Your name');
+    showFieldError(input, $('login-error'), problem);
+    if (problem) {
+      input.focus();
+      return;
+    }
+    signIn(name);
+  });
+
+  $('new-room-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const input = $('new-room');
+    const name = input.value.trim();
+    const problem = nameProblem(name, 'Room name');
+    showFieldError(input, $('new-room-error'), problem);
+    if (problem) {
+      input.focus();
+      return;
+    }
+    input.value = '';
+    joinRoom(name);
+  });
+
+  $('composer').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const input = $('composer-input');
+    const text = input.value.trim();
+    if (!text || !app.active) return;
+    if (!app.conn?.send({ type: 'chat', room: app.active, text })) {
+      $('composer-note').textContent = 'Not connected: your message was not sent and is still in the box.';
+      return;
+    }
+    input.value = '';
+    const entry = app.rooms.get(app.active);
+    if (entry) entry.view.stuck = true; // your own message brings you to the bottom
+  });
+
+  $('leave-room').addEventListener('click', () => {
+    if (app.active) leaveRoom(app.active);
+  });
+  $('sign-out').addEventListener('click', signOut);
+  $('conn-retry').addEventListener('click', () => app.conn?.retryNow());
+  $('jump').addEventListener('click', () => {
+    app.rooms.get(app.active)?.view.scrollToBottom();
+    $('jump').hidden = true;
+    $('composer-input').focus();
+  });
+  $('rooms-toggle').addEventListener('click', () => openDrawer('sidebar'));
+  $('people-toggle').addEventListener('click', () => openDrawer('presence'));
+  $('scrim').addEventListener('click', () => closeDrawers({ restoreFocus: true }));
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && document.body.dataset.drawer) closeDrawers({ restoreFocus: true });
+  });
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) pollDirectory();
+  });
+
+  const session = loadSession();
+  if (session) {
+    signIn(session.user, session.rooms, session.active);
+  } else {
+    try {
+      $('login-name').value = localStorage.getItem(NAME_KEY) ?? '';
+    } catch {
+      // fine
+    }
+    renderConnection();
+    $('login-name').focus();
+  }
+}
+
+init();
