@@ -60,138 +60,48 @@ pub const CONTRACT_HISTOGRAMS: &[(&str, &[&str])] = &[
 ];
 
 /// Allowed values of the enumerated labels.
+#[rustfmt::skip]
 pub const CLOSE_REASONS: &[&str] = &[
-    "client_close",
-    "reset",
-    "timeout",
-    "slow_client",
-    "shutdown",
-    "protocol_error",
-    "too_large",
+    "client_close", "reset", "timeout", "slow_client", "shutdown", "protocol_error", "too_large",
 ];
 pub const MESSAGE_TYPES: &[&str] = &["join", "chat", "leave", "invalid"];
 
 /// Labels a query may use: the contract's, plus what Prometheus adds (`job`, `instance`) and `le`.
+#[rustfmt::skip]
 const ALLOWED_LABELS: &[&str] = &[
     "reason", "type", "kind", "route", "status", "le", "instance", "job",
 ];
 
 /// PromQL functions and aggregation operators (Prometheus 2.x).
+#[rustfmt::skip]
 const PROMQL_FUNCTIONS: &[&str] = &[
-    "abs",
-    "absent",
-    "absent_over_time",
-    "avg",
-    "avg_over_time",
-    "bottomk",
-    "ceil",
-    "changes",
-    "clamp",
-    "clamp_max",
-    "clamp_min",
-    "count",
-    "count_over_time",
-    "count_values",
-    "day_of_month",
-    "day_of_week",
-    "day_of_year",
-    "days_in_month",
-    "delta",
-    "deriv",
-    "exp",
-    "floor",
-    "group",
-    "histogram_quantile",
-    "holt_winters",
-    "hour",
-    "idelta",
-    "increase",
-    "irate",
-    "label_join",
-    "label_replace",
-    "last_over_time",
-    "ln",
-    "log10",
-    "log2",
-    "max",
-    "max_over_time",
-    "min",
-    "min_over_time",
-    "minute",
-    "month",
-    "predict_linear",
-    "present_over_time",
-    "quantile",
-    "quantile_over_time",
-    "rate",
-    "resets",
-    "round",
-    "scalar",
-    "sgn",
-    "sort",
-    "sort_desc",
-    "sqrt",
-    "stddev",
-    "stddev_over_time",
-    "stdvar",
-    "stdvar_over_time",
-    "sum",
-    "sum_over_time",
-    "time",
-    "timestamp",
-    "topk",
-    "vector",
-    "year",
+    "abs", "absent", "absent_over_time", "avg", "avg_over_time", "bottomk", "ceil", "changes",
+    "clamp", "clamp_max", "clamp_min", "count", "count_over_time", "count_values", "day_of_month",
+    "day_of_week", "day_of_year", "days_in_month", "delta", "deriv", "exp", "floor", "group",
+    "histogram_quantile", "holt_winters", "hour", "idelta", "increase", "irate", "label_join",
+    "label_replace", "last_over_time", "ln", "log10", "log2", "max", "max_over_time", "min",
+    "min_over_time", "minute", "month", "predict_linear", "present_over_time", "quantile",
+    "quantile_over_time", "rate", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt",
+    "stddev", "stddev_over_time", "stdvar", "stdvar_over_time", "sum", "sum_over_time", "time",
+    "timestamp", "topk", "vector", "year",
 ];
+#[rustfmt::skip]
 const AGGREGATIONS: &[&str] = &[
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
+    "topk", "quantile",
 ];
+#[rustfmt::skip]
 const GROUPING_KEYWORDS: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
+    "by", "without", "on", "ignoring", "group_left", "group_right",
 ];
 const OTHER_KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "inf", "nan"];
 
 /// Grafana unit ids the dashboard may use.
+#[rustfmt::skip]
 const GRAFANA_UNITS: &[&str] = &[
-    "none",
-    "short",
-    "percent",
-    "percentunit",
-    "s",
-    "ms",
-    "µs",
-    "ns",
-    "dtdurations",
-    "dtdurationms",
-    "bytes",
-    "decbytes",
-    "Bps",
-    "ops",
-    "reqps",
-    "rps",
-    "wps",
-    "iops",
-    "eps",
-    "mps",
-    "recps",
-    "rowsps",
-    "cps",
+    "none", "short", "percent", "percentunit", "s", "ms", "µs", "ns", "dtdurations", "dtdurationms",
+    "bytes", "decbytes", "Bps", "ops", "reqps", "rps", "wps", "iops", "eps", "mps", "recps",
+    "rowsps", "cps",
 ];
 
 pub fn manifest_dir() -> &'static Path {
