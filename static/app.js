@@ -6,7 +6,7 @@
 
 import { listRooms, roomMessages } from './api.js';
 import { Connection } from './connection.js';
-import { RoomState, nameProblem } from './rooms.js';
+import { MAX_ROOM_CHARS, MAX_TEXT_CHARS, RoomState, nameProblem } from './rooms.js';
 
 const ROOM_POLL_MS = 4000;
 const OLDER_PAGE = 50;
@@ -229,7 +229,7 @@ function loadSession() {
     if (s && typeof s.user === 'string' && !nameProblem(s.user)) {
       return {
         user: s.user,
-        rooms: asArray(s.rooms).filter((r) => typeof r === 'string' && !nameProblem(r)),
+        rooms: asArray(s.rooms).filter((r) => typeof r === 'string' && !nameProblem(r, 'Room', MAX_ROOM_CHARS)),
         active: typeof s.active === 'string' ? s.active : null,
       };
     }
@@ -312,7 +312,7 @@ function addRoom(name) {
   app.rooms.set(name, entry);
   $('panes').append(entry.view.pane);
   $('joined-rooms').append(entry.view.navItem);
-  app.conn?.send(state.joinFrame()); // if not yet online, onOpen sends it
+  if (app.conn?.state === 'online') app.conn.send(state.joinFrame()); // otherwise onOpen sends it
   renderDirectory();
   return entry;
 }
@@ -344,21 +344,10 @@ function openRoom(name, { focus = true } = {}) {
 }
 
 function leaveRoom(name) {
-  const entry = app.rooms.get(name);
-  if (!entry) return;
-  app.conn?.send({ type: 'leave', room: name });
-  entry.view.remove();
-  app.rooms.delete(name);
-  if (app.active === name) {
-    app.active = null;
-    const next = app.rooms.keys().next();
-    if (!next.done) openRoom(next.value, { focus: false });
-  }
-  renderRoomChrome();
-  renderPresence();
-  renderDirectory();
-  updateTitle();
-  saveSession();
+  if (!app.rooms.has(name)) return;
+  // When offline there is nothing to tell the server: the reconnect simply will not rejoin it.
+  if (app.conn?.state === 'online') app.conn.send({ type: 'leave', room: name });
+  dropRoom(name);
   pollDirectory();
   focusMain();
 }
@@ -384,6 +373,7 @@ function onFrame(frame) {
     case 'presence':
       if (entry) {
         entry.state.confirmed = true;
+        entry.state.pending = false;
         entry.state.setUsers(asArray(frame.users).map(asText));
         if (frame.room === app.active) renderPresence();
       }
@@ -429,23 +419,39 @@ function onHistory(entry, frame) {
 function onServerError(frame, entry) {
   const message = typeof frame.message === 'string' && frame.message ? frame.message : 'The server reported an error.';
   showAlert(message);
-  // A join the server refused (e.g. an invalid room name) must not linger as a joined room.
-  if (entry && !entry.state.confirmed && frame.code !== 'not_member') {
-    entry.view.remove();
-    app.rooms.delete(entry.state.name);
-    if (app.active === entry.state.name) {
-      app.active = null;
-      const next = app.rooms.keys().next();
-      if (!next.done) openRoom(next.value, { focus: false });
-    }
-    renderRoomChrome();
-    renderPresence();
-    renderDirectory();
-    saveSession();
-  } else if (entry && frame.code === 'not_member') {
+  if (frame.code === 'not_member') {
     // The server forgot us (e.g. a race with a reconnect): join again, resuming.
-    app.conn?.send(entry.state.joinFrame());
+    if (entry && !entry.state.pending) app.conn?.send(entry.state.joinFrame());
+    return;
   }
+  // The server answers requests in order, so an error while a join is pending is that join's
+  // answer. `invalid_room` errors carry no room: they answer the oldest pending join.
+  if (!entry && (frame.code === 'invalid_room' || frame.code === 'missing_room')) {
+    entry = [...app.rooms.values()].find((e) => e.state.pending);
+  }
+  if (!entry || !entry.state.pending) return;
+  entry.state.pending = false;
+  // A room the server refused (e.g. too many rooms) must not linger as joined. One it had
+  // accepted before a reconnect stays: a later message or reconnect may rejoin it.
+  if (!entry.state.confirmed) dropRoom(entry.state.name);
+}
+
+/** Forgets a room locally (no leave frame: the server does not have us in it). */
+function dropRoom(name) {
+  const entry = app.rooms.get(name);
+  if (!entry) return;
+  entry.view.remove();
+  app.rooms.delete(name);
+  if (app.active === name) {
+    app.active = null;
+    const next = app.rooms.keys().next();
+    if (!next.done) openRoom(next.value, { focus: false });
+  }
+  renderRoomChrome();
+  renderPresence();
+  renderDirectory();
+  updateTitle();
+  saveSession();
 }
 
 function isStuck(entry) {
@@ -704,7 +710,7 @@ function init() {
     ev.preventDefault();
     const input = $('new-room');
     const name = input.value.trim();
-    const problem = nameProblem(name, 'Room name');
+    const problem = nameProblem(name, 'Room name', MAX_ROOM_CHARS);
     showFieldError(input, $('new-room-error'), problem);
     if (problem) {
       input.focus();
@@ -719,11 +725,17 @@ function init() {
     const input = $('composer-input');
     const text = input.value.trim();
     if (!text || !app.active) return;
+    const chars = [...text].length;
+    if (chars > MAX_TEXT_CHARS) {
+      $('composer-note').textContent = `Too long: a message can have at most ${MAX_TEXT_CHARS} characters (this one has ${chars}).`;
+      return;
+    }
     if (!app.conn?.send({ type: 'chat', room: app.active, text })) {
       $('composer-note').textContent = 'Not connected: your message was not sent and is still in the box.';
       return;
     }
     input.value = '';
+    renderComposer();
     const entry = app.rooms.get(app.active);
     if (entry) entry.view.stuck = true; // your own message brings you to the bottom
   });

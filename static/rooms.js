@@ -1,19 +1,23 @@
 // Per-room client state, free of DOM code: which chat ids we hold, the last id seen (the resume
 // point after a reconnect), who is present and how many messages are unread.
 
-export const MAX_NAME_CHARS = 32;
+// The server's defaults (MAX_USER_NAME_CHARS, MAX_ROOM_NAME_CHARS, MAX_TEXT_CHARS). A server
+// configured tighter still answers with an error, which the page shows.
+export const MAX_USER_CHARS = 32;
+export const MAX_ROOM_CHARS = 64;
+export const MAX_TEXT_CHARS = 4000;
 
 // Unicode "Cc" (control) characters, which is what Rust's char::is_control() rejects.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/u;
 
 /**
- * Validates a user or room name the way the server does: 1–32 characters (Unicode scalar values,
+ * Validates a user or room name the way the server does: 1–max characters (Unicode scalar values,
  * not UTF-16 code units) and no control characters. Returns an error message or null.
  */
-export function nameProblem(name, what = 'Name') {
+export function nameProblem(name, what = 'Name', max = MAX_USER_CHARS) {
   const chars = [...name].length;
   if (chars === 0) return `${what} must not be empty.`;
-  if (chars > MAX_NAME_CHARS) return `${what} must be at most ${MAX_NAME_CHARS} characters (it has ${chars}).`;
+  if (chars > max) return `${what} must be at most ${max} characters (it has ${chars}).`;
   if (CONTROL_CHARS.test(name)) return `${what} must not contain control characters.`;
   return null;
 }
@@ -33,6 +37,8 @@ export class RoomState {
     this.unread = 0;
     /** true once the server confirmed a join (sent presence); a rejoin then resumes with `since` */
     this.confirmed = false;
+    /** a join was sent and neither presence nor an error has answered it yet */
+    this.pending = false;
   }
 
   /**
@@ -68,8 +74,9 @@ export class RoomState {
     return !this.reachedStart && Number.isFinite(this.oldestId) && this.oldestId > 1;
   }
 
-  /** The join frame to send for this room on (re)connect. */
+  /** The join frame to send for this room on (re)connect; marks the join as pending. */
   joinFrame() {
+    this.pending = true;
     return this.confirmed
       ? { type: 'join', room: this.name, since: this.lastId }
       : { type: 'join', room: this.name };

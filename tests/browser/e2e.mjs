@@ -1,0 +1,413 @@
+// End-to-end tests of the browser client (static/) against the real server, in headless Chromium.
+//
+//   CHATTERBOX_BIN=target/debug/chatterbox CHROMIUM_BIN=/usr/bin/chromium node --test tests/browser/e2e.mjs
+//
+// Every wait is for something observable (a log line, an element, a state attribute) under a
+// timeout; nothing sleeps to synchronise. A failing test leaves screenshots in artifacts/.
+
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  UI_TIMEOUT,
+  activeLog,
+  joinRoom,
+  launchBrowser,
+  makeTempDir,
+  messageItem,
+  openPage,
+  presenceItem,
+  removeDir,
+  screenshotAll,
+  send,
+  shownMessages,
+  signIn,
+  startServer,
+  waitForConnection,
+  waitForMessage,
+  waitUntil,
+} from './harness.mjs';
+
+// Small limits so that the tests can reach them: a resume of more than RESUME_MAX_MESSAGES is
+// answered with `recovered:false`; a longer chat than MAX_TEXT_CHARS is refused with an error.
+const SERVER_ENV = { RESUME_MAX_MESSAGES: '5', MAX_TEXT_CHARS: '200' };
+/** Reconnecting goes through the jittered backoff, so allow for a few rounds of it. */
+const RECONNECT_TIMEOUT = 45_000;
+
+let dir;
+let dbPath;
+let server;
+let browser;
+/** Set while the server is stopped by a test, so that a failing test does not leave it down. */
+let startAgainAfterFailure = null;
+
+/** SIGTERM and wait for the exit; returns a function that starts it again on the same port. */
+async function stopServer() {
+  const port = server.port;
+  const start = async () => {
+    startAgainAfterFailure = null;
+    server = await startServer({ dbPath, port, env: SERVER_ENV });
+    assert.equal(server.port, port, 'the restarted server should listen on the same port');
+  };
+  startAgainAfterFailure = start;
+  const exit = await server.stop();
+  assert.equal(exit.code, 0, `the server should exit cleanly on SIGTERM, got ${JSON.stringify(exit)}`);
+  return start;
+}
+
+/**
+ * A test with a helper to open pages (each in its own browser context, like different people).
+ * After the body it asserts that no page opened a dialog or threw; on failure it saves screenshots.
+ */
+function scenario(name, body) {
+  test(name, async (t) => {
+    const pages = [];
+    const open = async (options) => {
+      const page = await openPage(browser, server.baseUrl, options);
+      pages.push(page);
+      return page;
+    };
+    try {
+      await body({ open, t });
+      for (const page of pages) {
+        assert.deepEqual(page.dialogs, [], 'no dialog may ever open');
+        assert.deepEqual(page.pageErrors, [], 'the page must not throw');
+      }
+    } catch (err) {
+      const shots = await screenshotAll(pages, name);
+      t.diagnostic(`screenshots: ${shots.join(', ') || 'none'}`);
+      t.diagnostic(`server log (tail):\n${server.log().slice(-3000)}`);
+      for (const [i, page] of pages.entries()) {
+        if (page.dialogs.length) t.diagnostic(`page ${i} dialogs: ${page.dialogs.join(' | ')}`);
+        if (page.pageErrors.length) t.diagnostic(`page ${i} errors: ${page.pageErrors.join(' | ')}`);
+      }
+      throw err;
+    } finally {
+      for (const page of pages) await page.context().close().catch(() => {});
+      if (startAgainAfterFailure) await startAgainAfterFailure();
+    }
+  });
+}
+
+function assertIdsStrictlyIncrease(messages, who) {
+  const ids = messages.map((m) => m.id);
+  assert.ok(ids.every((id) => Number.isInteger(id)), `${who}: every message carries its id: ${ids}`);
+  for (let i = 1; i < ids.length; i += 1) {
+    assert.ok(ids[i] > ids[i - 1], `${who}: ids must strictly increase (no duplicates, in order): ${ids}`);
+  }
+}
+
+describe('chatterbox in a browser', () => {
+  before(async () => {
+    dir = await makeTempDir();
+    dbPath = path.join(dir, 'chat.db');
+    server = await startServer({ dbPath, env: SERVER_ENV });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    await removeDir(dir);
+  });
+
+  scenario('signing in validates the name like the server and manages focus', async ({ open }) => {
+    const page = await open();
+    const name = page.getByLabel('Your name');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-name');
+    await name.fill('x'.repeat(33));
+    await name.press('Enter');
+    await page.getByText('at most 32 characters', { exact: false }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await name.getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.locator('#conn').getAttribute('data-state'), 'offline');
+
+    await signIn(page, 'é'.repeat(32)); // 32 characters, 64 bytes: allowed
+    // No room yet: focus goes to "Join or create a room".
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'new-room');
+    await joinRoom(page, 'focus-room', { me: 'é'.repeat(32) });
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'composer-input');
+  });
+
+  scenario('two people chat in a room and see each other, presence and unread counts', async ({ open }) => {
+    const alice = await open();
+    await signIn(alice, 'alice');
+    await joinRoom(alice, 'lobby', { me: 'alice' });
+
+    const bob = await open();
+    await signIn(bob, 'bob');
+    // Bob finds the room in "All rooms", which polling keeps fresh, and joins it from there.
+    const listed = bob.locator('#all-rooms').getByRole('button', { name: /lobby/ });
+    await listed.waitFor({ timeout: UI_TIMEOUT });
+    await listed.click();
+    await presenceItem(bob, 'alice').waitFor({ timeout: UI_TIMEOUT });
+    await presenceItem(bob, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    await presenceItem(alice, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    await activeLog(alice).locator('li.system', { hasText: 'bob joined' }).waitFor({ timeout: UI_TIMEOUT });
+    await alice.locator('#room-count', { hasText: '2 people here' }).waitFor({ timeout: UI_TIMEOUT });
+
+    await send(alice, 'hello bob');
+    await waitForMessage(bob, 'hello bob');
+    await waitForMessage(alice, 'hello bob');
+    await send(bob, 'hi alice');
+    await waitForMessage(alice, 'hi alice');
+
+    // Own messages are marked as such; each shows its author and a local time.
+    assert.equal(await messageItem(alice, 'hello bob').getAttribute('class'), 'msg own');
+    assert.equal(await messageItem(bob, 'hello bob').getAttribute('class'), 'msg');
+    assert.equal(await messageItem(bob, 'hello bob').locator('.author').textContent(), 'alice');
+    const datetime = await messageItem(bob, 'hello bob').locator('time').getAttribute('datetime');
+    assert.match(datetime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.match(await messageItem(bob, 'hello bob').locator('time').textContent(), /\d/);
+
+    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+      const shown = await shownMessages(page);
+      assert.deepEqual(shown.map((m) => m.text), ['hello bob', 'hi alice'], who);
+      assertIdsStrictlyIncrease(shown, who);
+    }
+
+    // Alice opens a second room; what bob says in the first one is counted as unread.
+    await joinRoom(alice, 'random', { me: 'alice' });
+    await send(bob, 'are you there?');
+    const lobby = alice.locator('#joined-rooms').getByRole('button', { name: /lobby/ });
+    await lobby.locator('.badge', { hasText: /^1$/ }).waitFor({ timeout: UI_TIMEOUT });
+    assert.match(await lobby.textContent(), /1 unread/);
+    assert.equal(await alice.title(), '(1) chatterbox');
+    await lobby.click();
+    await waitForMessage(alice, 'are you there?');
+    await lobby.locator('.badge').waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+    assert.equal(await alice.title(), 'chatterbox');
+
+    // Bob leaves: alice sees it in the log and in the presence list.
+    await bob.getByRole('button', { name: 'Leave room' }).click();
+    await activeLog(alice).locator('li.system', { hasText: 'bob left' }).waitFor({ timeout: UI_TIMEOUT });
+    await presenceItem(alice, 'bob').waitFor({ state: 'detached', timeout: UI_TIMEOUT });
+  });
+
+  scenario('history is shown after a reload and to people who join later', async ({ open }) => {
+    const alice = await open();
+    await signIn(alice, 'alice');
+    await joinRoom(alice, 'history-room', { me: 'alice' });
+    await send(alice, 'first');
+    await send(alice, 'second');
+    await waitForMessage(alice, 'second');
+
+    await alice.reload();
+    await waitForConnection(alice, 'online');
+    // The tab remembers who it is and its rooms; the join brings the history back.
+    await waitForMessage(alice, 'second');
+    let shown = await shownMessages(alice);
+    assert.deepEqual(shown.map((m) => m.text), ['first', 'second']);
+    assertIdsStrictlyIncrease(shown, 'alice after reload');
+
+    const carol = await open();
+    await signIn(carol, 'carol');
+    await joinRoom(carol, 'history-room', { me: 'carol' });
+    await waitForMessage(carol, 'second');
+    shown = await shownMessages(carol);
+    assert.deepEqual(shown.map((m) => [m.user, m.text]), [['alice', 'first'], ['alice', 'second']]);
+  });
+
+  scenario('user-supplied text is shown as text, never run as HTML or script', async ({ open }) => {
+    const evilRoom = "x');alert(1);//";
+    const evilText = '<img src=x onerror=alert(1)>';
+    const evilUser = '<svg onload=alert(1)>';
+
+    const mallory = await open();
+    await signIn(mallory, evilUser);
+    await joinRoom(mallory, evilRoom, { me: evilUser });
+    await send(mallory, evilText);
+    await waitForMessage(mallory, evilText);
+
+    const bob = await open();
+    await signIn(bob, 'bob');
+    const listed = bob.locator('#all-rooms').getByText(evilRoom, { exact: true });
+    await listed.waitFor({ timeout: UI_TIMEOUT });
+    await listed.click();
+    await bob.getByText(evilText, { exact: true }).waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+    await bob.locator('.messages .author').getByText(evilUser, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    await presenceItem(bob, evilUser).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await bob.locator('#room-title').textContent(), `#${evilRoom}`);
+
+    await bob.reload(); // and again through the history path
+    await bob.getByText(evilText, { exact: true }).waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+
+    for (const page of [mallory, bob]) {
+      assert.equal(await page.locator('#chat img, #chat svg, #alerts img').count(), 0, 'no element was created from text');
+      assert.deepEqual(page.dialogs, [], 'no dialog may open');
+    }
+  });
+
+  scenario('errors from the server and from HTTP are shown and can be dismissed', async ({ open }) => {
+    const alice = await open();
+    await signIn(alice, 'alice');
+    await joinRoom(alice, 'errors', { me: 'alice' });
+
+    // MAX_TEXT_CHARS is 200 on this server: it answers with an error frame.
+    await send(alice, 'y'.repeat(250));
+    const alert = alice.locator('#alerts .alert', { hasText: 'longer than 200 characters' });
+    await alert.waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await alice.locator('#alerts').getAttribute('role'), 'alert');
+    await alert.getByRole('button', { name: 'Dismiss' }).click();
+    await alert.waitFor({ state: 'detached', timeout: UI_TIMEOUT });
+    assert.equal(await alice.evaluate(() => document.activeElement?.id), 'composer-input');
+
+    // The room list request fails: that is shown too.
+    await alice.route('**/api/rooms', (route) =>
+      route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"database is down"}' }),
+    );
+    await alice
+      .locator('#alerts .alert', { hasText: 'Could not load the room list: database is down (HTTP 503)' })
+      .waitFor({ timeout: UI_TIMEOUT });
+    await alice.unroute('**/api/rooms');
+  });
+
+  scenario('a gap frame is filled from the REST API, in order, without duplicates', async ({ open }) => {
+    // Alice's socket goes through the test, which can drop chat frames and report a gap instead,
+    // as the server does for a reader that falls behind.
+    let dropping = false;
+    const dropped = [];
+    let toPage = null;
+    const alice = await open({
+      setup: (context) =>
+        context.routeWebSocket(/\/ws\?/, (ws) => {
+          const upstream = ws.connectToServer();
+          toPage = ws;
+          ws.onMessage((message) => upstream.send(message));
+          upstream.onMessage((message) => {
+            const frame = JSON.parse(message);
+            if (dropping && frame.type === 'chat') {
+              dropped.push(frame.id);
+              return;
+            }
+            ws.send(message);
+          });
+        }),
+    });
+    await signIn(alice, 'alice');
+    await joinRoom(alice, 'gappy', { me: 'alice' });
+    const bob = await open();
+    await signIn(bob, 'bob');
+    await joinRoom(bob, 'gappy', { me: 'bob' });
+
+    await send(bob, 'g1');
+    await waitForMessage(alice, 'g1');
+    dropping = true;
+    for (const text of ['g2', 'g3', 'g4']) await send(bob, text);
+    await waitUntil('three dropped chat frames', () => dropped.length === 3);
+    dropping = false;
+    toPage.send(JSON.stringify({ type: 'gap', room: 'gappy', missed: 3, from: dropped[0], to: dropped[2] }));
+    await send(bob, 'g5');
+    await waitForMessage(alice, 'g5');
+    await waitForMessage(alice, 'g3');
+
+    const shown = await shownMessages(alice);
+    assert.deepEqual(shown.map((m) => m.text), ['g1', 'g2', 'g3', 'g4', 'g5']);
+    assertIdsStrictlyIncrease(shown, 'alice');
+  });
+
+  scenario('after a server restart the page reconnects, rejoins and keeps chatting without duplicates', async ({ open }) => {
+    const alice = await open();
+    await signIn(alice, 'alice');
+    await joinRoom(alice, 'restart-room', { me: 'alice' });
+    const bob = await open();
+    await signIn(bob, 'bob');
+    await joinRoom(bob, 'restart-room', { me: 'bob' });
+    await send(alice, 'before restart 1');
+    await send(bob, 'before restart 2');
+    await waitForMessage(alice, 'before restart 2');
+    await waitForMessage(bob, 'before restart 2');
+
+    const startAgain = await stopServer();
+    for (const page of [alice, bob]) {
+      await waitForConnection(page, 'reconnecting');
+      assert.equal(await page.locator('#conn-label').textContent(), 'Reconnecting');
+      await page.locator('#conn-detail', { hasText: /^in \d+s$/ }).waitFor({ timeout: UI_TIMEOUT });
+      assert.equal(await page.locator('#send').isDisabled(), true, 'nothing can be sent while offline');
+    }
+    await startAgain();
+    for (const page of [alice, bob]) await waitForConnection(page, 'online', RECONNECT_TIMEOUT);
+    await presenceItem(alice, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    await presenceItem(bob, 'alice').waitFor({ timeout: UI_TIMEOUT });
+
+    await send(bob, 'after restart');
+    await waitForMessage(alice, 'after restart');
+    await send(alice, 'still here');
+    await waitForMessage(bob, 'still here');
+    for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+      const shown = await shownMessages(page);
+      assert.deepEqual(
+        shown.map((m) => m.text),
+        ['before restart 1', 'before restart 2', 'after restart', 'still here'],
+        `${who} sees every message exactly once`,
+      );
+      assertIdsStrictlyIncrease(shown, who);
+      assert.equal(await activeLog(page).locator('li.notice').count(), 0, `${who}: nothing was missing`);
+    }
+  });
+
+  scenario('a page that was away resumes from its last message: missed ones once, no duplicates', async ({ open }) => {
+    const alice = await open();
+    await signIn(alice, 'alice');
+    await joinRoom(alice, 'resume-room', { me: 'alice' });
+    const bob = await open();
+    await signIn(bob, 'bob');
+    await joinRoom(bob, 'resume-room', { me: 'bob' });
+    await send(bob, 'r1');
+    await waitForMessage(alice, 'r1');
+
+    // Alice's browser goes offline, then the server restarts: she cannot come back yet.
+    await alice.context().setOffline(true);
+    let startAgain = await stopServer();
+    await waitForConnection(alice, 'offline');
+    await startAgain();
+    await waitForConnection(bob, 'online', RECONNECT_TIMEOUT);
+    await presenceItem(bob, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    await send(bob, 'r2');
+    await send(bob, 'r3');
+    await waitForMessage(bob, 'r3');
+
+    await alice.context().setOffline(false);
+    await waitForConnection(alice, 'online', RECONNECT_TIMEOUT);
+    await waitForMessage(alice, 'r3');
+    const shown = await shownMessages(alice);
+    assert.deepEqual(shown.map((m) => m.text), ['r1', 'r2', 'r3']);
+    assert.deepEqual(shown.map((m) => m.id), [1, 2, 3]);
+    assert.equal(await activeLog(alice).locator('li.notice').count(), 0);
+
+    // Away for longer than the server keeps for a resume (RESUME_MAX_MESSAGES=5): the page says
+    // that messages may be missing and shows the latest ones instead.
+    await alice.context().setOffline(true);
+    startAgain = await stopServer();
+    await waitForConnection(alice, 'offline');
+    await startAgain();
+    await waitForConnection(bob, 'online', RECONNECT_TIMEOUT);
+    await presenceItem(bob, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    for (let i = 4; i <= 10; i += 1) await send(bob, `r${i}`);
+    await waitForMessage(bob, 'r10');
+    await alice.context().setOffline(false);
+    await waitForConnection(alice, 'online', RECONNECT_TIMEOUT);
+    await activeLog(alice).locator('li.notice', { hasText: 'Some messages may be missing' }).waitFor({ timeout: UI_TIMEOUT });
+    await waitForMessage(alice, 'r10');
+    const after = await shownMessages(alice);
+    assertIdsStrictlyIncrease(after, 'alice after a long absence');
+    assert.equal(after.at(-1).id, 10);
+    assert.equal(new Set(after.map((m) => m.text)).size, after.length, 'no text twice');
+  });
+
+  scenario('works on a narrow screen with the room and people drawers', async ({ open }) => {
+    const page = await open({ viewport: { width: 390, height: 780 } });
+    await signIn(page, 'mobile');
+    const roomsButton = page.getByRole('button', { name: 'Rooms' });
+    await roomsButton.click();
+    assert.equal(await roomsButton.getAttribute('aria-expanded'), 'true');
+    await joinRoom(page, 'pocket', { me: 'mobile' }); // joining closes the drawer
+    assert.equal(await roomsButton.getAttribute('aria-expanded'), 'false');
+    await send(page, 'typed on a phone');
+    await waitForMessage(page, 'typed on a phone');
+    await page.getByRole('button', { name: /People/ }).click();
+    await presenceItem(page, 'mobile').waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+    await page.keyboard.press('Escape');
+    await page.locator('#presence').waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+  });
+});

@@ -1,0 +1,243 @@
+// Shared by e2e.mjs and screenshot.mjs: start the real server, launch Chromium, drive the page.
+//
+// Environment:
+//   CHATTERBOX_BIN  the server binary (cargo sets it for tests/it/browser.rs)
+//   CHROMIUM_BIN    the Chromium executable (Debian's /usr/bin/chromium)
+
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ARTIFACTS = path.join(HERE, 'artifacts');
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** How long to wait for anything the page should show. */
+export const UI_TIMEOUT = 15_000;
+
+function requireEnv(name, hint) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: ${hint}`);
+  return value;
+}
+
+export async function makeTempDir() {
+  return mkdtemp(path.join(tmpdir(), 'chatterbox-browser-'));
+}
+
+export async function removeDir(dir) {
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+/** The port of a "listening on http://ADDR:PORT ..." log line (the URL's last `:PORT`), or null. */
+export function portFromLogLine(line) {
+  const url = /listening on (\S+)/.exec(line.replace(ANSI, ''));
+  if (!url) return null;
+  const ports = [...url[1].matchAll(/:(\d{1,5})(?!\d)/g)];
+  return ports.length ? Number(ports[ports.length - 1][1]) : null;
+}
+
+/**
+ * Starts the server and resolves once it logged its port (under a timeout: never a sleep).
+ * Returns { port, baseUrl, log(), stop() }.
+ */
+export async function startServer({ dbPath, port = 0, env = {}, timeoutMs = 30_000 }) {
+  const bin = requireEnv('CHATTERBOX_BIN', 'point it at the chatterbox server binary (cargo build --bin chatterbox)');
+  const child = spawn(bin, [], {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', ...env, PORT: String(port), DB_PATH: dbPath },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+
+  const listening = new Promise((resolve, reject) => {
+    const pending = { stdout: '', stderr: '' };
+    const timer = setTimeout(() => {
+      reject(new Error(`the server did not log "listening on" within ${timeoutMs} ms. Its output:\n${log}`));
+    }, timeoutMs);
+    const onData = (stream) => (chunk) => {
+      const text = chunk.toString('utf8');
+      log += text;
+      pending[stream] += text;
+      let nl;
+      while ((nl = pending[stream].indexOf('\n')) >= 0) {
+        const line = pending[stream].slice(0, nl);
+        pending[stream] = pending[stream].slice(nl + 1);
+        const found = portFromLogLine(line);
+        if (found) {
+          clearTimeout(timer);
+          resolve(found);
+        }
+      }
+    };
+    child.stdout.on('data', onData('stdout'));
+    child.stderr.on('data', onData('stderr'));
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${bin}: ${err.message}`));
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (code ${code}, signal ${signal}) before listening. Its output:\n${log}`));
+    });
+  });
+
+  const actualPort = await listening;
+  return {
+    port: actualPort,
+    baseUrl: `http://127.0.0.1:${actualPort}`,
+    log: () => log,
+    exited,
+    /** SIGTERM, then wait for the exit (SIGKILL after a timeout, and say so). */
+    async stop(timeoutMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      let timer;
+      const timedOut = new Promise((resolve) => {
+        timer = setTimeout(() => resolve(null), timeoutMs);
+      });
+      const result = await Promise.race([exited, timedOut]);
+      clearTimeout(timer);
+      if (result === null) {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`the server did not exit within ${timeoutMs} ms of SIGTERM. Its output:\n${log}`);
+      }
+      return result;
+    },
+  };
+}
+
+export async function launchBrowser() {
+  const executablePath = requireEnv('CHROMIUM_BIN', 'install Chromium (apt-get install chromium) and set CHROMIUM_BIN=/usr/bin/chromium');
+  return chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+}
+
+/**
+ * A fresh browser context (its own storage, like another person's browser) with one page that
+ * records dialogs and uncaught page errors, so tests can assert that there were none.
+ */
+export async function openPage(
+  browser,
+  baseUrl,
+  { viewport = { width: 1280, height: 800 }, colorScheme = 'light', setup } = {},
+) {
+  const context = await browser.newContext({ viewport, colorScheme, baseURL: baseUrl });
+  if (setup) await setup(context);
+  const page = await context.newPage();
+  page.dialogs = [];
+  page.pageErrors = [];
+  page.on('dialog', (dialog) => {
+    page.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (err) => page.pageErrors.push(String(err?.stack ?? err)));
+  await page.goto('/');
+  return page;
+}
+
+/** Signs in with `name` and waits until the connection is online. */
+export async function signIn(page, name) {
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('Your name').press('Enter');
+  await waitForConnection(page, 'online');
+}
+
+export async function waitForConnection(page, state, timeout = UI_TIMEOUT) {
+  await page.locator(`#conn[data-state="${state}"]`).waitFor({ timeout });
+}
+
+/** Joins (or creates) a room through the "Join or create a room" form and waits for presence. */
+export async function joinRoom(page, room, { me } = {}) {
+  await page.getByLabel('Join or create a room').fill(room);
+  await page.getByLabel('Join or create a room').press('Enter');
+  await page.locator('#room-title', { hasText: `#${room}` }).waitFor({ timeout: UI_TIMEOUT });
+  // (attached, not visible: on narrow screens the people list is in a closed drawer)
+  if (me) await presenceItem(page, me).waitFor({ state: 'attached', timeout: UI_TIMEOUT });
+}
+
+/** Types into the message box and presses Enter. */
+export async function send(page, text) {
+  const box = page.locator('#composer-input');
+  await box.fill(text);
+  await box.press('Enter');
+  await page.waitForFunction(() => document.getElementById('composer-input').value === '', null, {
+    timeout: UI_TIMEOUT,
+  });
+}
+
+/** The visible message log (the open room's). */
+export function activeLog(page) {
+  return page.locator('.messages:not([hidden])');
+}
+
+export function messageItem(page, text) {
+  return activeLog(page).locator('li.msg').filter({ has: page.locator('.text', { hasText: text }) });
+}
+
+export async function waitForMessage(page, text, timeout = UI_TIMEOUT) {
+  await messageItem(page, text).first().waitFor({ timeout });
+}
+
+const exactly = (text) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+
+export function presenceItem(page, user) {
+  return page.locator('#presence-list li').filter({ has: page.locator('.user-name', { hasText: exactly(user) }) });
+}
+
+/** Polls a condition of the test process (not of the page) until it holds. */
+export async function waitUntil(what, condition, timeout = UI_TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** [{id, user, text}] of the open room's chat messages, in page order. */
+export async function shownMessages(page) {
+  return activeLog(page)
+    .locator('li.msg')
+    .evaluateAll((items) =>
+      items.map((li) => ({
+        id: li.dataset.id === undefined ? null : Number(li.dataset.id),
+        user: li.querySelector('.author')?.textContent ?? '',
+        text: li.querySelector('.text')?.textContent ?? '',
+      })),
+    );
+}
+
+export async function screenshotAll(pages, name) {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const safe = name.replace(/[^a-z0-9_-]+/gi, '-').slice(0, 80);
+  const written = [];
+  for (const [i, page] of pages.entries()) {
+    if (!page || page.isClosed()) continue;
+    const file = path.join(ARTIFACTS, `${safe}-${i}.png`);
+    try {
+      await page.screenshot({ path: file, fullPage: true });
+      written.push(file);
+    } catch {
+      // the page may be gone; keep going with the others
+    }
+  }
+  return written;
+}
