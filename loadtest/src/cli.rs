@@ -1,0 +1,211 @@
+//! Command-line options (also the library's configuration: tests build them
+//! with [`Options::parse_from`] or [`Options::default`] and set fields).
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::slo::Slo;
+
+/// What kind of load to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// One big room: every message goes to every client.
+    Fanout,
+    /// Many small rooms (`--members` each), each with its own publishers.
+    Rooms,
+    /// Idle joined connections held for the duration; measures memory per connection.
+    Idle,
+    /// Clients loop connect → join → leave → disconnect.
+    Churn,
+    /// All clients drop at once and reconnect; measures reconnect + join time.
+    ReconnectStorm,
+}
+
+/// Which load axis `--slo` searches over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SloAxis {
+    /// Messages per second per publisher.
+    Rate,
+    /// Members per room.
+    Members,
+}
+
+/// Load generator for chatterbox with coordinated-omission-free latency histograms.
+///
+/// Every delivery at every receiver is timed from the message's *scheduled*
+/// send time on a fixed open-loop schedule, so a server stall shows up in the
+/// latency even when it also stalls the sender.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "chatterbox-loadtest", version, about, long_about)]
+pub struct Options {
+    /// WebSocket endpoint of the server (the generator appends `?user=NAME`).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: String,
+
+    /// Scenario to run.
+    #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
+    pub scenario: Scenario,
+
+    /// Total WebSocket connections (one user each).
+    #[arg(long, short = 'c', default_value_t = 100)]
+    pub clients: u32,
+
+    /// Number of rooms; clients are split evenly. Ignored by `fanout` (always 1).
+    #[arg(long)]
+    pub rooms: Option<u32>,
+
+    /// Members per room (overrides --rooms). `fanout`: the room size, i.e. --clients.
+    /// Defaults: rooms 10, idle 100, churn 10, reconnect-storm 100.
+    #[arg(long)]
+    pub members: Option<u32>,
+
+    /// Publishing members in each room (fanout, rooms). Defaults to 1.
+    #[arg(long)]
+    pub publishers: Option<u32>,
+
+    /// Messages per second per publisher, on a fixed open-loop schedule.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+
+    /// Measured duration (after warm-up).
+    #[arg(long, short = 'd', default_value = "10s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+
+    /// Warm-up before measuring: messages scheduled then are sent and counted
+    /// for loss but not recorded in the latency histogram.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub warmup: Duration,
+
+    /// Longest wait after the last scheduled send for outstanding deliveries
+    /// before counting them as lost.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub drain: Duration,
+
+    /// Chat text size in bytes (the header `lt <pub> <seq> <nanos>` is never cut).
+    #[arg(long, default_value_t = 100)]
+    pub message_size: usize,
+
+    /// New connections started per second while ramping up (0 = no limit).
+    #[arg(long, default_value_t = 1000.0)]
+    pub ramp_rate: f64,
+
+    /// Most connection handshakes (connect + join) in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+
+    /// Per-attempt timeout for connect and for join.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub connect_timeout: Duration,
+
+    /// Local addresses to bind client sockets to, round-robin (e.g.
+    /// 127.0.0.1,127.0.0.2,…): each gives another ~28k ephemeral ports.
+    #[arg(long, value_delimiter = ',')]
+    pub source_addrs: Vec<IpAddr>,
+
+    /// How long a churn client stays joined per cycle.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub churn_hold: Duration,
+
+    /// Number of reconnect storms (reconnect-storm scenario), spread over --duration.
+    #[arg(long, default_value_t = 1)]
+    pub storms: u32,
+
+    /// Search for the highest load meeting this objective with zero loss, e.g. p99=50ms.
+    #[arg(long)]
+    pub slo: Option<Slo>,
+
+    /// What the --slo search varies.
+    #[arg(long, value_enum, default_value_t = SloAxis::Rate)]
+    pub slo_over: SloAxis,
+
+    /// Most probes the --slo search runs.
+    #[arg(long, default_value_t = 12)]
+    pub slo_max_probes: u32,
+
+    /// Stop bisecting once the failing and passing rate are within this fraction.
+    #[arg(long, default_value_t = 0.05)]
+    pub slo_precision: f64,
+
+    /// PID of a local server: sample its CPU and RSS from /proc (exact, no scrape).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Prometheus endpoint of the server (default: http://<url host:port>/metrics).
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+
+    /// Print the result as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write a latency-by-percentile plot (SVG) to this file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+
+    /// Runtime worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+
+    /// No progress bars.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::parse_from(["chatterbox-loadtest"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Options::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_a_full_command_line() {
+        let o = Options::try_parse_from([
+            "x",
+            "--scenario",
+            "reconnect-storm",
+            "-c",
+            "500",
+            "--duration",
+            "1m",
+            "--source-addrs",
+            "127.0.0.1,127.0.0.2",
+            "--slo",
+            "p99.9=20ms",
+            "--slo-over",
+            "members",
+        ])
+        .unwrap();
+        assert_eq!(o.scenario, Scenario::ReconnectStorm);
+        assert_eq!(o.clients, 500);
+        assert_eq!(o.duration, Duration::from_secs(60));
+        assert_eq!(o.source_addrs.len(), 2);
+        assert_eq!(o.slo.unwrap().percentile, 99.9);
+        assert_eq!(o.slo_over, SloAxis::Members);
+        let d = Options::default();
+        assert_eq!(d.url, "ws://127.0.0.1:8080/ws");
+        assert_eq!(d.message_size, 100);
+    }
+}

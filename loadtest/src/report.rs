@@ -1,0 +1,233 @@
+//! Results: the machine-readable [`Report`] and its human-readable table.
+
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::{
+    accounting::Counters,
+    cli::{Options, Scenario, SloAxis},
+    measure::Resources,
+    plan::Plan,
+    slo::Slo,
+    stats::Summary,
+};
+
+/// The merged histograms of a run, kept for plotting (not serialised).
+#[derive(Clone)]
+pub struct Histograms {
+    pub delivery: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub join: Histogram<u64>,
+    pub reconnect: Histogram<u64>,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Serialize)]
+pub struct RunResult {
+    pub scenario: Scenario,
+    pub plan: Plan,
+    /// Messages per second per publisher.
+    pub rate: f64,
+    pub message_size: usize,
+    /// Connections that joined their room during the ramp.
+    pub joined: u64,
+    pub ramp_secs: f64,
+    /// How long the drain waited after the last scheduled send.
+    pub drain_secs: f64,
+    pub counters: Counters,
+    pub lost: u64,
+    /// Delivery latency from the scheduled send time (measured window).
+    pub delivery: Summary,
+    pub connect: Summary,
+    pub join: Summary,
+    /// Reconnect storms only: from the drop until joined again.
+    pub reconnect: Option<Summary>,
+    pub resources: Resources,
+    /// Tasks that panicked (a generator bug; their data is missing).
+    pub panicked_tasks: usize,
+    #[serde(skip)]
+    pub histograms: Histograms,
+}
+
+/// One probe of an `--slo` search.
+#[derive(Clone, Serialize)]
+pub struct Probe {
+    pub value: f64,
+    pub pass: bool,
+    /// The objective's percentile as observed, in milliseconds.
+    pub observed_ms: f64,
+    pub reason: String,
+    pub result: RunResult,
+}
+
+/// The outcome of an `--slo` search.
+#[derive(Clone, Serialize)]
+pub struct SloOutcome {
+    pub slo: Slo,
+    pub axis: SloAxis,
+    pub probes: Vec<Probe>,
+    /// Highest passing value, if any.
+    pub best: Option<f64>,
+    /// Lowest failing value, if any.
+    pub lowest_fail: Option<f64>,
+}
+
+/// What [`crate::run`] returns: the options, the run (for `--slo`: the best
+/// passing probe, or the last one if none passed), and the search.
+#[derive(Clone, Serialize)]
+pub struct Report {
+    pub options: Options,
+    pub result: RunResult,
+    pub slo: Option<SloOutcome>,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serialises")
+    }
+
+    /// The summary table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        if let Some(slo) = &self.slo {
+            write_slo(&mut out, slo);
+        }
+        write_run(&mut out, &self.result);
+        out
+    }
+}
+
+fn write_slo(out: &mut String, s: &SloOutcome) {
+    let unit = axis_unit(s.axis);
+    let _ = writeln!(out, "SLO search for {} with zero loss, over {unit}", s.slo);
+    for p in &s.probes {
+        let _ = writeln!(
+            out,
+            "  {:>10.1} {unit:<12} p{}={:>9.2} ms  {}  {}",
+            p.value,
+            s.slo.percentile,
+            p.observed_ms,
+            if p.pass { "PASS" } else { "FAIL" },
+            p.reason
+        );
+    }
+    let _ = match (s.best, s.lowest_fail) {
+        (Some(b), Some(f)) => writeln!(
+            out,
+            "verdict: {b:.1} {unit} meets the objective; {f:.1} does not\n"
+        ),
+        (Some(b), None) => writeln!(
+            out,
+            "verdict: {b:.1} {unit} meets the objective (highest probed)\n"
+        ),
+        (None, _) => writeln!(out, "verdict: no probed load met the objective\n"),
+    };
+}
+
+fn axis_unit(axis: SloAxis) -> &'static str {
+    match axis {
+        SloAxis::Rate => "msg/s/pub",
+        SloAxis::Members => "members",
+    }
+}
+
+fn write_run(out: &mut String, r: &RunResult) {
+    let p = &r.plan;
+    let _ = writeln!(
+        out,
+        "scenario {:?}: {} clients, {} room(s) × {} members, {} publisher(s)/room at {} msg/s, {} B texts",
+        r.scenario, p.clients, p.rooms, p.members, p.publishers, r.rate, r.message_size
+    );
+    let c = &r.counters;
+    let _ = writeln!(
+        out,
+        "joined {}/{} in {:.1}s; window {:.1}s; drain {:.2}s",
+        r.joined, p.clients, r.ramp_secs, r.resources.window_secs, r.drain_secs
+    );
+    let _ = writeln!(
+        out,
+        "sent {}  expected {}  delivered {}  lost {}  duplicated {}  out-of-order {}  gaps {} (missed {})  disconnects {}",
+        c.sent, c.expected, c.delivered, r.lost, c.duplicated, c.out_of_order, c.gap_frames, c.gap_missed, c.disconnects
+    );
+    if r.scenario == Scenario::Churn {
+        let _ = writeln!(
+            out,
+            "churn cycles {} ({:.1}/s)",
+            c.churn_cycles,
+            c.churn_cycles as f64 / r.resources.window_secs.max(1e-9)
+        );
+    }
+    if !c.errors.is_empty() {
+        let list: Vec<String> = c.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(out, "errors: {}", list.join("  "));
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "latency ms", "count", "p50", "p90", "p99", "p99.9", "max", "mean"
+    );
+    let mut row = |name: &str, s: &Summary| {
+        let _ = writeln!(
+            out,
+            "{name:<11} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms, s.mean_ms
+        );
+    };
+    if r.delivery.count > 0 {
+        row("delivery", &r.delivery);
+    }
+    row("connect", &r.connect);
+    row("join", &r.join);
+    if let Some(s) = &r.reconnect {
+        row("reconnect", s);
+    }
+    write_resources(
+        out,
+        &r.resources,
+        r.resources.window_deliveries as f64 / r.resources.window_secs.max(1e-9),
+    );
+}
+
+fn write_resources(out: &mut String, res: &Resources, rate: f64) {
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
+    let kib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1} KiB", v / 1024.0));
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>14} {:>14}",
+        format!("resources ({:.0} deliveries/s)", rate),
+        "loadtest",
+        "server"
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>14} {:>14}",
+        "CPU seconds in window",
+        format!("{:.2}", res.loadtest_cpu_secs),
+        opt(res.server_cpu_secs, 2)
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>14} {:>14}",
+        "CPU % of one core",
+        format!("{:.1}", res.loadtest_cpu_percent),
+        opt(res.server_cpu_percent, 1)
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>14} {:>14}",
+        "CPU µs per delivery",
+        opt(res.loadtest_cpu_us_per_delivery, 2),
+        opt(res.server_cpu_us_per_delivery, 2)
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>14} {:>14}",
+        "RSS per connection",
+        kib(res.loadtest_rss_per_connection_bytes),
+        kib(res.server_rss_per_connection_bytes)
+    );
+    let _ = writeln!(out, "server numbers from {}", res.server_source);
+}

@@ -1,0 +1,145 @@
+//! Drives an `--slo` search: one full scenario run per probe.
+
+use anyhow::Result;
+
+use crate::{
+    cli::{Options, Scenario, SloAxis},
+    report::{Probe, Report, RunResult, SloOutcome},
+    resources::{fd_hard_limit, FD_HEADROOM},
+    scenario::run_once,
+    slo::{Search, Slo},
+    stats::Summary,
+};
+
+/// Searches for the highest rate (or room size) meeting `slo` with zero loss,
+/// printing each probe to stderr as it completes.
+pub async fn search(opts: Options, slo: Slo) -> Result<Report> {
+    let mut search = match opts.slo_over {
+        SloAxis::Rate => Search::new(opts.rate, 0.1, 1e6, opts.slo_precision, false),
+        SloAxis::Members => {
+            let start = f64::from(opts.members.unwrap_or(opts.clients));
+            Search::new(start, 1.0, max_members(&opts), 0.0, true)
+        }
+    }
+    .with_max_probes(opts.slo_max_probes);
+    let mut probes: Vec<Probe> = vec![];
+    while let Some(value) = search.next_probe() {
+        let result = run_once(probe_options(&opts, value)).await?;
+        let observed_ms = Summary::at_percentile(&result.histograms.delivery, slo.percentile);
+        let (pass, reason) = judge(&slo, &result, observed_ms);
+        eprintln!(
+            "probe {:>2}: {value:>10.1} → p{}={observed_ms:.2} ms, lost {} → {} {reason}",
+            probes.len() + 1,
+            slo.percentile,
+            result.lost,
+            if pass { "PASS" } else { "FAIL" },
+        );
+        search.record(value, pass);
+        probes.push(Probe {
+            value,
+            pass,
+            observed_ms,
+            reason,
+            result,
+        });
+    }
+    let best = search.verdict();
+    let shown = probes
+        .iter()
+        .filter(|p| Some(p.value) == best)
+        .chain(probes.last())
+        .next()
+        .map(|p| p.result.clone())
+        .ok_or_else(|| anyhow::anyhow!("the SLO search ran no probe"))?;
+    Ok(Report {
+        options: opts.clone(),
+        result: shown,
+        slo: Some(SloOutcome {
+            slo,
+            axis: opts.slo_over,
+            probes,
+            best,
+            lowest_fail: search.lowest_fail(),
+        }),
+    })
+}
+
+/// Pass: the percentile within target, nothing lost, no gaps, nobody dropped.
+pub fn judge(slo: &Slo, r: &RunResult, observed_ms: f64) -> (bool, String) {
+    let target_ms = slo.target.as_secs_f64() * 1000.0;
+    let mut why = vec![];
+    if r.delivery.count == 0 {
+        why.push("no deliveries measured".to_string());
+    }
+    if observed_ms > target_ms {
+        why.push(format!(
+            "p{} {observed_ms:.2} ms > {target_ms} ms",
+            slo.percentile
+        ));
+    }
+    if r.lost > 0 {
+        why.push(format!("{} lost", r.lost));
+    }
+    if r.counters.gap_frames > 0 {
+        why.push(format!("{} gap frames", r.counters.gap_frames));
+    }
+    if r.counters.disconnects > 0 {
+        why.push(format!("{} disconnects", r.counters.disconnects));
+    }
+    if r.joined < u64::from(r.plan.clients) {
+        why.push(format!("only {}/{} joined", r.joined, r.plan.clients));
+    }
+    (why.is_empty(), why.join(", "))
+}
+
+/// The options for one probe at `value` on the search axis.
+pub fn probe_options(opts: &Options, value: f64) -> Options {
+    let mut o = opts.clone();
+    o.slo = None;
+    o.plot = None;
+    match opts.slo_over {
+        SloAxis::Rate => o.rate = value,
+        SloAxis::Members => {
+            let members = value as u32;
+            o.members = Some(members);
+            o.clients = match opts.scenario {
+                Scenario::Fanout => members,
+                _ => opts.rooms.unwrap_or(1).max(1) * members,
+            };
+        }
+    }
+    o
+}
+
+/// Largest room size whose connections fit this process's descriptor limit.
+fn max_members(opts: &Options) -> f64 {
+    let hard = fd_hard_limit();
+    let rooms = match opts.scenario {
+        Scenario::Fanout => 1,
+        _ => u64::from(opts.rooms.unwrap_or(1).max(1)),
+    };
+    (hard.saturating_sub(FD_HEADROOM) / rooms).max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_vary_only_the_axis() {
+        let mut o = Options {
+            slo: Some("p99=50ms".parse().unwrap()),
+            ..Options::default()
+        };
+        let p = probe_options(&o, 250.0);
+        assert_eq!((p.rate, p.slo), (250.0, None));
+        o.slo_over = SloAxis::Members;
+        let p = probe_options(&o, 300.0);
+        assert_eq!((p.clients, p.members), (300, Some(300)));
+        o.scenario = Scenario::Rooms;
+        o.rooms = Some(20);
+        let p = probe_options(&o, 5.0);
+        assert_eq!((p.clients, p.members), (100, Some(5)));
+        assert!(max_members(&o) >= 1.0);
+    }
+}
