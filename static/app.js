@@ -37,10 +37,12 @@ const asText = (v) => (typeof v === 'string' ? v : String(v ?? ''));
 // ---------------------------------------------------------------------------------------------
 // Small presentation helpers
 
+const AVATAR_HUES = [0, 25, 45, 95, 145, 175, 200, 225, 255, 285, 320];
+
 function hueOf(name) {
-  let hash = 0;
-  for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return hash % 360;
+  let hash = 0x811c9dc5; // FNV-1a
+  for (const ch of name) hash = Math.imul(hash ^ ch.codePointAt(0), 0x01000193) >>> 0;
+  return AVATAR_HUES[hash % AVATAR_HUES.length];
 }
 
 function avatar(name, el = h('span', { class: 'avatar', 'aria-hidden': 'true' })) {

@@ -74,6 +74,7 @@ try {
   await narrow.screenshot({ path: path.join(ARTIFACTS, 'screenshot-narrow.png') });
   await narrow.getByRole('button', { name: 'Rooms' }).click();
   await narrow.locator('#sidebar').waitFor({ state: 'visible' });
+  await narrow.waitForFunction(() => document.getElementById('sidebar').getBoundingClientRect().left === 0);
   await narrow.screenshot({ path: path.join(ARTIFACTS, 'screenshot-narrow-rooms.png') });
   const dark = await person('frank', ['general'], { colorScheme: 'dark' });
   await waitForMessage(dark, 'Count me in.');
