@@ -1,0 +1,105 @@
+//! Durable message history, behind one type whatever the backend.
+//!
+//! The backend is chosen by the URL scheme ([`Store::connect`]); each backend keeps its SQL in its
+//! own module and its migrations in its own folder under `migrations/`. Queries are runtime
+//! `sqlx::query` calls, so a build never needs a live database. The store is only ever called from
+//! the history writer, joins that fall back to disk, and the REST API — never per delivery.
+
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::protocol::ChatRecord;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "unsupported store URL {0:?}: use sqlite:PATH (PostgreSQL arrives with multi-node support)"
+    )]
+    UnsupportedUrl(String),
+}
+
+/// A message store. Cheap to clone: backends hold connection pools.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens the store named by `url`, picking the backend by scheme, and runs its migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Store::Sqlite(SqliteStore::connect_url(url).await?)),
+            _ => Err(StoreError::UnsupportedUrl(url.to_string())),
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite file at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(SqliteStore::open(path).await?))
+    }
+
+    /// Persists a batch in one transaction. Idempotent: rows already stored are skipped, so a
+    /// batch can be retried after an error whose outcome is unknown.
+    pub async fn append(&self, batch: &[Arc<ChatRecord>]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.append(batch).await,
+        }
+    }
+
+    /// The last id handed out in `room` (0 if it never had a message).
+    pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.last_id(room).await,
+        }
+    }
+
+    /// The newest `limit` messages of `room`, oldest first.
+    pub async fn latest(&self, room: &str, limit: usize) -> Result<Vec<ChatRecord>, StoreError> {
+        self.before(room, None, limit).await
+    }
+
+    /// Messages with `after < id <= upto`, oldest first.
+    pub async fn range(
+        &self,
+        room: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<ChatRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.range(room, after, upto).await,
+        }
+    }
+
+    /// Up to `limit` messages with id below `before` (or the newest), oldest first.
+    pub async fn before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChatRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.before(room, before, limit).await,
+        }
+    }
+
+    /// Deletes messages beyond `max_per_room` per room (0 = no cap) and older than
+    /// `older_than_ms` (if set). Returns the number of rows deleted.
+    pub async fn prune(
+        &self,
+        max_per_room: u64,
+        older_than_ms: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune(max_per_room, older_than_ms).await,
+        }
+    }
+}
