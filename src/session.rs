@@ -1,0 +1,501 @@
+//! One WebSocket connection: a single task that selects over the client's socket, the feeds of
+//! every room it joined, its ping timer and server shutdown.
+//!
+//! Frames from rooms are written in batches: every frame that is ready is fed to the socket, then
+//! the socket is flushed once. A feed that lags behind its room's buffer never ends the session
+//! silently and never slows the room: the client gets a `gap` frame naming the chat ids it missed,
+//! a fresh `presence`, and continues from the live edge.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamMap;
+
+use crate::app::App;
+use crate::history::HistoryError;
+use crate::protocol::{
+    parse_client_message, validate_name, ChatRecord, ClientMessage, ErrorCode, Frame, ProtocolError,
+};
+use crate::room::{HistoryPlan, HistoryRequest, Room};
+use crate::telemetry::CloseReason;
+
+type FeedItem = (Arc<str>, Result<Frame, BroadcastStreamRecvError>);
+
+/// Runs a connection until it ends, then leaves every room it was in.
+pub async fn run(socket: WebSocket, app: Arc<App>, user: Arc<str>) {
+    // Counted by the server's tracker, so shutdown can wait for this session to finish.
+    let _tracked = app.sessions.token();
+    app.metrics.connections_opened.increment(1);
+    app.metrics.connections_open.increment(1.0);
+    let shutdown = app.shutdown.clone();
+    let mut session = Session {
+        app,
+        user,
+        socket,
+        feeds: StreamMap::new(),
+        joined: HashMap::new(),
+        last_heard: Instant::now(),
+        shutdown,
+    };
+    let reason = session.serve().await;
+    session.leave_all();
+    tracing::debug!(user = %session.user, reason = reason.as_str(), "connection closed");
+    session.app.metrics.connection_closed(reason);
+    session.app.metrics.connections_open.decrement(1.0);
+}
+
+struct Session {
+    app: Arc<App>,
+    user: Arc<str>,
+    socket: WebSocket,
+    /// Receivers of every joined room, keyed by room name.
+    feeds: StreamMap<Arc<str>, BroadcastStream<Frame>>,
+    joined: HashMap<Arc<str>, Joined>,
+    last_heard: Instant,
+    shutdown: watch::Receiver<bool>,
+}
+
+struct Joined {
+    room: Arc<Room>,
+    /// The last chat id this client was sent (or skipped past with a gap frame).
+    last_id: u64,
+}
+
+impl Session {
+    async fn serve(&mut self) -> CloseReason {
+        if *self.shutdown.borrow() {
+            return self
+                .close(
+                    close_code::AWAY,
+                    "server shutting down",
+                    CloseReason::Shutdown,
+                )
+                .await;
+        }
+        let ping_every = self.app.config.ping_interval();
+        let mut ping = tokio::time::interval_at((Instant::now() + ping_every).into(), ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let step = tokio::select! {
+                _ = self.shutdown.changed() => {
+                    return self.close(close_code::AWAY, "server shutting down", CloseReason::Shutdown).await;
+                }
+                incoming = self.socket.recv() => self.on_incoming(incoming).await,
+                Some(item) = self.feeds.next(), if !self.feeds.is_empty() => self.deliver_batch(item).await,
+                _ = ping.tick() => self.on_ping_tick(ping_every).await,
+            };
+            if let Err(reason) = step {
+                return reason;
+            }
+        }
+    }
+
+    async fn on_incoming(
+        &mut self,
+        incoming: Option<Result<Message, axum::Error>>,
+    ) -> Result<(), CloseReason> {
+        let message = match incoming {
+            None => return Err(CloseReason::ClientClose),
+            Some(Err(error)) => return Err(self.on_socket_error(error).await),
+            Some(Ok(message)) => message,
+        };
+        self.last_heard = Instant::now();
+        match message {
+            Message::Text(text) => self.handle_text(&text).await?,
+            Message::Binary(_) => {
+                self.app.metrics.received_invalid.increment(1);
+                self.send_error(ProtocolError::new(
+                    ErrorCode::BinaryUnsupported,
+                    "binary frames are not supported; send JSON text frames",
+                ))
+                .await?;
+            }
+            Message::Close(_) => return Err(CloseReason::ClientClose),
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+        self.flush().await
+    }
+
+    /// Maps a read error to a close reason, telling the client why when it can still hear it.
+    async fn on_socket_error(&mut self, error: axum::Error) -> CloseReason {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        match error.into_inner().downcast::<WsError>().map(|e| *e) {
+            Ok(WsError::Capacity(e)) => {
+                let reason = format!(
+                    "message too big: {e} (limit {} bytes)",
+                    self.app.config.max_frame_bytes
+                );
+                self.close(close_code::SIZE, &reason, CloseReason::TooLarge)
+                    .await
+            }
+            Ok(WsError::Protocol(e)) => {
+                self.close(
+                    close_code::PROTOCOL,
+                    &e.to_string(),
+                    CloseReason::ProtocolError,
+                )
+                .await
+            }
+            Ok(WsError::Utf8(_)) => {
+                self.close(
+                    close_code::INVALID,
+                    "invalid UTF-8",
+                    CloseReason::ProtocolError,
+                )
+                .await
+            }
+            Ok(WsError::ConnectionClosed | WsError::AlreadyClosed) => CloseReason::ClientClose,
+            _ => CloseReason::Reset,
+        }
+    }
+
+    async fn on_ping_tick(&mut self, every: Duration) -> Result<(), CloseReason> {
+        if self.last_heard.elapsed() >= every * 2 {
+            return Err(CloseReason::Timeout);
+        }
+        self.write(Message::Ping(Default::default())).await?;
+        self.flush().await
+    }
+
+    async fn handle_text(&mut self, text: &str) -> Result<(), CloseReason> {
+        let metrics = &self.app.metrics;
+        let outcome = match parse_client_message(text) {
+            Err(error) => {
+                metrics.received_invalid.increment(1);
+                Err(error)
+            }
+            Ok(ClientMessage::Join { room, since }) => {
+                metrics.received_join.increment(1);
+                self.join(room, since).await
+            }
+            Ok(ClientMessage::Chat { room, text }) => {
+                metrics.received_chat.increment(1);
+                self.chat(room, text).await
+            }
+            Ok(ClientMessage::Leave { room }) => {
+                metrics.received_leave.increment(1);
+                self.leave(room)
+            }
+        };
+        match outcome {
+            Ok(frames) => {
+                self.app.metrics.deliveries.increment(frames.len() as u64);
+                for frame in frames {
+                    self.write_frame(&frame).await?;
+                }
+                Ok(())
+            }
+            Err(error) => self.send_error(error).await,
+        }
+    }
+
+    fn room_name(&self, room: Option<String>) -> Result<Arc<str>, ProtocolError> {
+        let room = room.ok_or_else(|| {
+            ProtocolError::new(ErrorCode::MissingRoom, "message needs a \"room\"")
+        })?;
+        validate_name("room", &room, self.app.config.max_room_name_chars)
+            .map_err(|message| ProtocolError::new(ErrorCode::InvalidRoom, message))?;
+        Ok(room.into())
+    }
+
+    /// Joins a room; returns the frames for the joiner (history, then presence).
+    async fn join(
+        &mut self,
+        room: Option<String>,
+        since: Option<u64>,
+    ) -> Result<Vec<Frame>, ProtocolError> {
+        let name = self.room_name(room)?;
+        if let Some(joined) = self.joined.get(&name) {
+            // Joining twice is harmless: answer with the current presence, announce nothing.
+            return Ok(vec![joined.room.presence_frame()]);
+        }
+        let config = &self.app.config;
+        if self.joined.len() >= config.max_rooms_per_connection {
+            return Err(ProtocolError::new(
+                ErrorCode::TooManyJoined,
+                format!(
+                    "a connection may be in at most {} rooms",
+                    config.max_rooms_per_connection
+                ),
+            )
+            .in_room(&name));
+        }
+        let membership = self.app.registry.join(&name, &self.user).map_err(|e| {
+            ProtocolError::new(ErrorCode::TooManyRooms, e.to_string()).in_room(&name)
+        })?;
+        let room = membership.room;
+        if let Err(error) = room.ensure_loaded(&self.app.store, &self.app.history).await {
+            self.app.registry.leave(&room, &self.user, false);
+            return Err(history_unavailable(error).in_room(&name));
+        }
+        let request = HistoryRequest {
+            since,
+            max_history: config.max_history,
+            resume_max: config.resume_max_messages,
+        };
+        let subscription = room.subscribe(&self.user, membership.first_for_user, request);
+        self.feeds
+            .insert(name.clone(), BroadcastStream::new(subscription.receiver));
+        self.joined.insert(
+            name.clone(),
+            Joined {
+                room: room.clone(),
+                last_id: subscription.last_id,
+            },
+        );
+        self.app.metrics.room_joins.increment(1);
+
+        let (messages, recovered) = match subscription.history {
+            HistoryPlan::Ready {
+                messages,
+                recovered,
+            } => (messages, recovered),
+            HistoryPlan::FromStore { after, upto } => {
+                history_from_store(&self.app, &room, after, upto).await
+            }
+        };
+        let mut frames = Vec::with_capacity(2);
+        if !messages.is_empty() || recovered.is_some() {
+            frames.push(Frame::history(&name, &messages, recovered));
+        }
+        frames.push(subscription.presence);
+        Ok(frames)
+    }
+
+    async fn chat(
+        &mut self,
+        room: Option<String>,
+        text: Option<String>,
+    ) -> Result<Vec<Frame>, ProtocolError> {
+        let name = self.room_name(room)?;
+        let Some(joined) = self.joined.get(&name) else {
+            return Err(not_member(&name));
+        };
+        let text = text.unwrap_or_default();
+        if text.trim().is_empty() {
+            return Err(
+                ProtocolError::new(ErrorCode::EmptyText, "chat text must not be empty")
+                    .in_room(&name),
+            );
+        }
+        let max = self.app.config.max_text_chars;
+        if text.chars().count() > max {
+            return Err(ProtocolError::new(
+                ErrorCode::TextTooLong,
+                format!("chat text is longer than {max} characters"),
+            )
+            .in_room(&name));
+        }
+        let room = joined.room.clone();
+        let (_, reached) = room
+            .publish(&self.app.history, &self.user, text.into_boxed_str())
+            .await
+            .map_err(|e| history_unavailable(e).in_room(&name))?;
+        self.app.metrics.fanout_size.record(reached as f64);
+        // The sender receives its own message through its subscription, like everyone else.
+        Ok(Vec::new())
+    }
+
+    fn leave(&mut self, room: Option<String>) -> Result<Vec<Frame>, ProtocolError> {
+        let name = self.room_name(room)?;
+        let Some(joined) = self.joined.remove(&name) else {
+            // The original broadcast a leave for any room named: anyone could forge one.
+            return Err(not_member(&name));
+        };
+        self.feeds.remove(&name);
+        self.app.registry.leave(&joined.room, &self.user, true);
+        self.app.metrics.room_leaves.increment(1);
+        Ok(Vec::new())
+    }
+
+    fn leave_all(&mut self) {
+        for (_, joined) in self.joined.drain() {
+            self.app.registry.leave(&joined.room, &self.user, true);
+            self.app.metrics.room_leaves.increment(1);
+        }
+        self.feeds.clear();
+    }
+
+    /// Writes `first` and every other frame already waiting in any joined room, then flushes once.
+    async fn deliver_batch(&mut self, first: FeedItem) -> Result<(), CloseReason> {
+        let max_batch = self.app.config.max_batch_frames;
+        let mut delivered = 0usize;
+        let mut oldest: Option<Instant> = None;
+        let mut next = Some(first);
+        while let Some((room, item)) = next {
+            for frame in self.frames_for(&room, item) {
+                if frame.chat_id != 0 || oldest.is_none() {
+                    oldest = Some(oldest.map_or(frame.published_at, |t| t.min(frame.published_at)));
+                }
+                self.write_frame(&frame).await?;
+                delivered += 1;
+            }
+            if delivered >= max_batch {
+                break;
+            }
+            next = ready_now(&mut self.feeds).await;
+        }
+        self.flush().await?;
+        let metrics = &self.app.metrics;
+        metrics.deliveries.increment(delivered as u64);
+        if let Some(oldest) = oldest {
+            metrics
+                .fanout_latency
+                .record(oldest.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// What to write for one item of a room's feed: the frame itself, nothing (a chat frame the
+    /// client was already told it missed), or — after a lag — a gap frame and fresh presence.
+    fn frames_for(
+        &mut self,
+        room: &Arc<str>,
+        item: Result<Frame, BroadcastStreamRecvError>,
+    ) -> Vec<Frame> {
+        let Some(joined) = self.joined.get_mut(room) else {
+            return Vec::new();
+        };
+        match item {
+            Ok(frame) if frame.chat_id == 0 => vec![frame],
+            Ok(frame) if frame.chat_id <= joined.last_id => Vec::new(),
+            Ok(frame) => {
+                joined.last_id = frame.chat_id;
+                vec![frame]
+            }
+            Err(BroadcastStreamRecvError::Lagged(lost)) => {
+                let metrics = &self.app.metrics;
+                metrics.lagged_receivers.increment(1);
+                metrics.lag_lost_frames.increment(lost);
+                // Skip to the live edge: everything up to the room's last id is reported as
+                // missed (and skipped if still buffered), so the client catches up at once.
+                let upto = joined.room.last_id();
+                let mut frames = Vec::with_capacity(2);
+                if upto > joined.last_id {
+                    frames.push(Frame::gap(room, joined.last_id + 1, upto));
+                    joined.last_id = upto;
+                }
+                frames.push(joined.room.presence_frame());
+                frames
+            }
+        }
+    }
+
+    async fn send_error(&mut self, error: ProtocolError) -> Result<(), CloseReason> {
+        self.app.metrics.error_frame(error.code.as_str());
+        self.app.metrics.deliveries.increment(1);
+        self.write_frame(&Frame::error(&error)).await
+    }
+
+    async fn write_frame(&mut self, frame: &Frame) -> Result<(), CloseReason> {
+        self.write(Message::Text(frame.text.clone())).await
+    }
+
+    /// Queues a message in the socket's write buffer (it writes only when the buffer is full).
+    async fn write(&mut self, message: Message) -> Result<(), CloseReason> {
+        let timeout = self.app.config.send_timeout();
+        match tokio::time::timeout(timeout, self.socket.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(CloseReason::Reset),
+            Err(_) => Err(self.slow_client()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), CloseReason> {
+        let timeout = self.app.config.send_timeout();
+        match tokio::time::timeout(timeout, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(CloseReason::Reset),
+            Err(_) => Err(self.slow_client()),
+        }
+    }
+
+    fn slow_client(&self) -> CloseReason {
+        self.app.metrics.slow_clients_disconnected.increment(1);
+        tracing::info!(user = %self.user, "dropping a client whose socket stopped draining");
+        CloseReason::SlowClient
+    }
+
+    /// Sends a close frame (best effort, bounded by the send timeout) and returns `reason`.
+    async fn close(&mut self, code: u16, reason: &str, outcome: CloseReason) -> CloseReason {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(truncate_reason(reason)),
+        };
+        let timeout = self.app.config.send_timeout();
+        let _ = tokio::time::timeout(timeout, self.socket.send(Message::Close(Some(frame)))).await;
+        outcome
+    }
+}
+
+/// Reads a resume range from the store. If the store cannot serve all of it (pruned, or
+/// unavailable), says so with `recovered: false` and the latest messages instead.
+async fn history_from_store(
+    app: &App,
+    room: &Room,
+    after: u64,
+    upto: u64,
+) -> (Vec<Arc<ChatRecord>>, Option<bool>) {
+    let fetched = async {
+        app.history.flush().await.ok()?;
+        app.store.range(room.name(), after, upto).await.ok()
+    }
+    .await;
+    match fetched {
+        Some(records) if records.len() as u64 == upto - after => {
+            (records.into_iter().map(Arc::new).collect(), Some(true))
+        }
+        _ => {
+            let request = HistoryRequest {
+                since: None,
+                max_history: app.config.max_history,
+                resume_max: 0,
+            };
+            // The subscription already exists; this only reads the ring.
+            let HistoryPlan::Ready { messages, .. } = room.history_plan(request) else {
+                unreachable!("a plain history request is always served from memory")
+            };
+            (messages, Some(false))
+        }
+    }
+}
+
+/// The next feed item if one is ready right now, without waiting.
+async fn ready_now(feeds: &mut StreamMap<Arc<str>, BroadcastStream<Frame>>) -> Option<FeedItem> {
+    std::future::poll_fn(|cx| match feeds.poll_next_unpin(cx) {
+        Poll::Ready(item) => Poll::Ready(item),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// Close reasons must fit a control frame (125 bytes including the 2-byte code).
+fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+fn not_member(room: &Arc<str>) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::NotMember,
+        format!("not a member of room \"{room}\"; join it first"),
+    )
+    .in_room(room)
+}
+
+fn history_unavailable(error: HistoryError) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::HistoryUnavailable,
+        format!("message history is unavailable, try again: {error}"),
+    )
+}

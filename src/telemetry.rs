@@ -1,0 +1,258 @@
+//! Prometheus metrics: names, descriptions, buckets, and the process-wide recorder.
+//!
+//! Naming follows Prometheus practice: one `chatterbox_` prefix, base units, `_total` counters, a
+//! description for every metric and explicit buckets for every histogram (without buckets the
+//! exporter renders summaries, which cannot be aggregated across nodes). No per-room or per-user
+//! labels: their cardinality is unbounded. Hot paths use the cached handles in [`Metrics`], so a
+//! delivery costs an atomic add, not a registry lookup. `docs/observability.md` explains each one.
+
+use std::sync::OnceLock;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+const FANOUT_SIZE_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    25000.0,
+];
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
+];
+
+/// Installs the global recorder once per process and returns its handle. Tests start many servers
+/// in one process; they all share this recorder, so tests assert on differences between scrapes.
+pub fn recorder() -> &'static Recorder {
+    static RECORDER: OnceLock<Recorder> = OnceLock::new();
+    RECORDER.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("chatterbox_fanout_size".into()),
+                    FANOUT_SIZE_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("chatterbox_history_batch_size".into()),
+                    BATCH_SIZE_BUCKETS,
+                )
+            })
+            .expect("bucket lists are non-empty");
+        let handle = builder
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        let process = metrics_process::Collector::new("chatterbox_");
+        process.describe();
+        describe_all();
+        Recorder { handle, process }
+    })
+}
+
+/// The Prometheus handle plus the process collector, refreshed on every scrape.
+pub struct Recorder {
+    handle: PrometheusHandle,
+    process: metrics_process::Collector,
+}
+
+impl Recorder {
+    /// Renders the exposition text, refreshing process metrics first.
+    pub fn render(&self) -> String {
+        self.process.collect();
+        self.handle.render()
+    }
+
+    /// Drains histogram samples into buckets; call periodically so memory stays bounded.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+fn describe_all() {
+    describe_gauge!(
+        "chatterbox_connections_open",
+        "WebSocket connections open now."
+    );
+    describe_counter!(
+        "chatterbox_connections_opened_total",
+        "WebSocket connections accepted."
+    );
+    describe_counter!(
+        "chatterbox_connections_closed_total",
+        "WebSocket connections ended, by reason: client_close, reset, timeout, slow_client, shutdown, protocol_error, too_large."
+    );
+    describe_gauge!(
+        "chatterbox_rooms",
+        "Rooms that exist now (rooms with at least one member)."
+    );
+    describe_counter!("chatterbox_room_joins_total", "Successful room joins.");
+    describe_counter!(
+        "chatterbox_room_leaves_total",
+        "Room leaves, explicit or by disconnect."
+    );
+    describe_counter!(
+        "chatterbox_messages_received_total",
+        "Client messages received, by type: join, chat, leave, invalid."
+    );
+    describe_counter!(
+        "chatterbox_deliveries_total",
+        "Frames written to client sockets."
+    );
+    describe_histogram!(
+        "chatterbox_fanout_latency_seconds",
+        metrics::Unit::Seconds,
+        "From publish until the frame is flushed to a subscriber's socket; one sample per socket flush, taken from the oldest frame in the batch (an upper bound for the rest)."
+    );
+    describe_histogram!(
+        "chatterbox_fanout_size",
+        "Subscribers a published chat frame was handed to."
+    );
+    describe_counter!(
+        "chatterbox_lagged_receivers_total",
+        "Times a subscriber fell further behind than the room buffer and was sent a gap frame."
+    );
+    describe_counter!(
+        "chatterbox_lag_lost_frames_total",
+        "Frames skipped for lagging subscribers (reported to them as gap frames)."
+    );
+    describe_counter!(
+        "chatterbox_slow_clients_disconnected_total",
+        "Clients dropped because a socket write blocked longer than SEND_TIMEOUT_SECONDS."
+    );
+    describe_counter!(
+        "chatterbox_error_frames_total",
+        "Error frames sent to clients, by kind (the error code)."
+    );
+    describe_gauge!(
+        "chatterbox_history_queue_depth",
+        "Messages waiting for the history writer."
+    );
+    describe_histogram!(
+        "chatterbox_history_batch_size",
+        "Messages written per history transaction."
+    );
+    describe_histogram!(
+        "chatterbox_history_flush_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to write one history batch, including retries."
+    );
+    describe_counter!(
+        "chatterbox_history_rows_written_total",
+        "Chat messages persisted to the store."
+    );
+    describe_counter!(
+        "chatterbox_history_write_errors_total",
+        "Failed history writes (each is retried with backoff)."
+    );
+    describe_counter!(
+        "chatterbox_http_requests_total",
+        "HTTP requests, by route and status."
+    );
+    describe_histogram!(
+        "chatterbox_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency, by route."
+    );
+}
+
+/// Cached handles for metrics on hot paths.
+#[derive(Clone)]
+pub struct Metrics {
+    pub connections_open: Gauge,
+    pub connections_opened: Counter,
+    pub rooms: Gauge,
+    pub room_joins: Counter,
+    pub room_leaves: Counter,
+    pub received_join: Counter,
+    pub received_chat: Counter,
+    pub received_leave: Counter,
+    pub received_invalid: Counter,
+    pub deliveries: Counter,
+    pub fanout_latency: Histogram,
+    pub fanout_size: Histogram,
+    pub lagged_receivers: Counter,
+    pub lag_lost_frames: Counter,
+    pub slow_clients_disconnected: Counter,
+    pub history_queue_depth: Gauge,
+    pub history_batch_size: Histogram,
+    pub history_flush_duration: Histogram,
+    pub history_rows_written: Counter,
+    pub history_write_errors: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        recorder();
+        let received = |kind: &'static str| metrics::counter!("chatterbox_messages_received_total", "type" => kind);
+        Metrics {
+            connections_open: metrics::gauge!("chatterbox_connections_open"),
+            connections_opened: metrics::counter!("chatterbox_connections_opened_total"),
+            rooms: metrics::gauge!("chatterbox_rooms"),
+            room_joins: metrics::counter!("chatterbox_room_joins_total"),
+            room_leaves: metrics::counter!("chatterbox_room_leaves_total"),
+            received_join: received("join"),
+            received_chat: received("chat"),
+            received_leave: received("leave"),
+            received_invalid: received("invalid"),
+            deliveries: metrics::counter!("chatterbox_deliveries_total"),
+            fanout_latency: metrics::histogram!("chatterbox_fanout_latency_seconds"),
+            fanout_size: metrics::histogram!("chatterbox_fanout_size"),
+            lagged_receivers: metrics::counter!("chatterbox_lagged_receivers_total"),
+            lag_lost_frames: metrics::counter!("chatterbox_lag_lost_frames_total"),
+            slow_clients_disconnected: metrics::counter!(
+                "chatterbox_slow_clients_disconnected_total"
+            ),
+            history_queue_depth: metrics::gauge!("chatterbox_history_queue_depth"),
+            history_batch_size: metrics::histogram!("chatterbox_history_batch_size"),
+            history_flush_duration: metrics::histogram!(
+                "chatterbox_history_flush_duration_seconds"
+            ),
+            history_rows_written: metrics::counter!("chatterbox_history_rows_written_total"),
+            history_write_errors: metrics::counter!("chatterbox_history_write_errors_total"),
+        }
+    }
+
+    pub fn connection_closed(&self, reason: CloseReason) {
+        metrics::counter!("chatterbox_connections_closed_total", "reason" => reason.as_str())
+            .increment(1);
+    }
+
+    pub fn error_frame(&self, kind: &'static str) {
+        metrics::counter!("chatterbox_error_frames_total", "kind" => kind).increment(1);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Why a connection ended; the `reason` label of `chatterbox_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ClientClose,
+    Reset,
+    Timeout,
+    SlowClient,
+    Shutdown,
+    ProtocolError,
+    TooLarge,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClose => "client_close",
+            CloseReason::Reset => "reset",
+            CloseReason::Timeout => "timeout",
+            CloseReason::SlowClient => "slow_client",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::TooLarge => "too_large",
+        }
+    }
+}
