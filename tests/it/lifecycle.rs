@@ -1,0 +1,72 @@
+//! Pings, silent peers and graceful shutdown.
+
+use std::time::Duration;
+
+use crate::support::{ServerProcess, TestClient, TestServer};
+
+#[tokio::test]
+async fn shutdown_sends_1001_to_every_client() {
+    let server = TestServer::start().await;
+    let mut alice = server.connect("alice").await;
+    alice.join("r").await;
+    let mut bob = server.connect("bob").await;
+    bob.join("r").await;
+    let stopping = tokio::spawn(server.shutdown());
+    for client in [&mut alice, &mut bob] {
+        let (code, reason) = client.expect_close().await;
+        assert_eq!(code, 1001);
+        assert!(reason.contains("shutting down"));
+    }
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("shutdown completes")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_binary_exits_zero_on_sigterm_and_closes_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::spawn(&dir.path().join("chat.db"), 0, &[]).await;
+    let mut alice = TestClient::connect(&server.ws_url("alice")).await;
+    alice.join("r").await;
+    let exit = tokio::spawn(server.signal_and_wait("TERM"));
+    assert_eq!(alice.expect_close().await.0, 1001);
+    assert!(exit.await.unwrap().success());
+}
+
+#[tokio::test]
+async fn a_peer_silent_for_two_ping_intervals_is_dropped_and_its_leave_sent() {
+    let server = TestServer::start_with(|c| c.ping_interval_seconds = 0.2).await;
+    let mut watcher = server.connect("watcher").await;
+    watcher.join("r").await;
+    // The silent client joins, then never reads again, so it never answers pings.
+    let mut silent = server.connect("silent").await;
+    silent.join("r").await;
+    watcher.recv_type("join").await;
+    // The watcher keeps reading (its client answers pings), so only the silent one is dropped.
+    let leave = watcher.recv_type("leave").await;
+    assert_eq!(leave["user"], "silent");
+    drop(silent);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_setting_exits_nonzero_naming_it() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatterbox"))
+        .env("MAX_ROOMS", "lots")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("max-rooms") || stderr.contains("MAX_ROOMS"),
+        "{stderr}"
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatterbox"))
+        .env("ROOM_SHARDS", "3")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ROOM_SHARDS"));
+}

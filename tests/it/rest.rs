@@ -1,0 +1,100 @@
+//! The REST API, static client, CORS and metrics endpoint.
+
+use serde_json::json;
+
+use crate::support::{metric_value, TestServer};
+
+#[tokio::test]
+async fn rooms_api_lists_rooms_and_details() {
+    let server = TestServer::start().await;
+    let (status, health) = server.get_json("/health").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    assert_eq!(server.get_json("/api/rooms").await.1, json!([]));
+
+    let mut bob = server.connect("bob").await;
+    bob.join("zeta").await;
+    let mut alice = server.connect("alice").await;
+    alice.join("alpha").await;
+    alice.join("zeta").await;
+    assert_eq!(
+        server.get_json("/api/rooms").await.1,
+        json!([{"name":"alpha","user_count":1},{"name":"zeta","user_count":2}])
+    );
+    assert_eq!(
+        server.get_json("/api/rooms/zeta").await,
+        (
+            200,
+            json!({"name":"zeta","user_count":2,"users":["alice","bob"]})
+        )
+    );
+    let (status, body) = server.get_json("/api/rooms/nope").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("nope"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_allows_any_origin_and_serves_json() {
+    let server = TestServer::start().await;
+    let response = reqwest::Client::new()
+        .get(server.url("/api/rooms"))
+        .header("Origin", "https://example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_browser_client_is_embedded() {
+    let server = TestServer::start().await;
+    let response = reqwest::get(server.url("/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(response.headers().contains_key("content-security-policy"));
+    assert!(response.text().await.unwrap().contains("chatterbox"));
+    let response = reqwest::get(server.url("/no-such-file.js")).await.unwrap();
+    assert_eq!(response.status(), 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_count_what_happens() {
+    let server = TestServer::start().await;
+    let scrape = || async {
+        reqwest::get(server.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = scrape().await;
+    let mut alice = server.connect("alice").await;
+    alice.join("m").await;
+    alice.chat("m", "hi").await;
+    alice.recv_type("chat").await;
+    alice.send_text("garbage").await;
+    alice.recv_type("error").await;
+    let after = scrape().await;
+    let delta = |name: &str| {
+        metric_value(&after, name).unwrap_or(0.0) - metric_value(&before, name).unwrap_or(0.0)
+    };
+    // Other tests share the process-wide recorder, so assert lower bounds on differences.
+    assert!(delta("chatterbox_room_joins_total") >= 1.0);
+    assert!(
+        delta("chatterbox_deliveries_total") >= 3.0,
+        "presence, chat, error"
+    );
+    assert!(after.contains("chatterbox_messages_received_total{type=\"chat\"}"));
+    assert!(after.contains("chatterbox_error_frames_total{kind=\"invalid_json\"}"));
+    assert!(after.contains("chatterbox_fanout_latency_seconds_bucket"));
+    assert!(after.contains("chatterbox_process_resident_memory_bytes"));
+    assert!(after.contains("# HELP chatterbox_connections_open"));
+    server.shutdown().await;
+}
