@@ -1,0 +1,15 @@
+//! All integration tests, in one binary: each module drives a real server on port 0 with real
+//! WebSocket and HTTP clients. Modules that need an external tool (Chromium, Prometheus, the
+//! Grafana schema) read its location from an environment variable and print SKIP when it is unset;
+//! `.ci/run` sets them all.
+
+mod support;
+
+mod browser;
+mod chat;
+mod dashboard;
+mod errors;
+mod history;
+mod lifecycle;
+mod prometheus;
+mod rest;
