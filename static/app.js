@@ -473,7 +473,13 @@ function addMessages(entry, messages, kind) {
   const stick = isStuck(entry);
   const heightBefore = view.pane.scrollHeight;
   const topBefore = view.pane.scrollTop;
-  for (const m of fresh) view.insertChat(messageItem(m, m.user === app.user));
+  const items = fresh.map((m) => messageItem(m, m.user === app.user));
+  if (kind === 'older') {
+    // Older than everything shown: above it all, also above a "may be missing" notice.
+    view.list.prepend(...items);
+  } else {
+    for (const li of items) view.insertChat(li);
+  }
 
   if (kind === 'older') {
     // Keep what the reader was looking at in place.

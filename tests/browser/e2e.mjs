@@ -30,8 +30,9 @@ import {
 } from './harness.mjs';
 
 // Small limits so that the tests can reach them: a resume of more than RESUME_MAX_MESSAGES is
-// answered with `recovered:false`; a longer chat than MAX_TEXT_CHARS is refused with an error.
-const SERVER_ENV = { RESUME_MAX_MESSAGES: '5', MAX_TEXT_CHARS: '200' };
+// answered with `recovered:false` and the latest MAX_HISTORY messages; a longer chat than
+// MAX_TEXT_CHARS is refused with an error.
+const SERVER_ENV = { RESUME_MAX_MESSAGES: '5', MAX_TEXT_CHARS: '200', MAX_HISTORY: '4' };
 /** Reconnecting goes through the jittered backoff, so allow for a few rounds of it. */
 const RECONNECT_TIMEOUT = 45_000;
 
@@ -391,10 +392,20 @@ describe('chatterbox in a browser', () => {
     await waitForConnection(alice, 'online', RECONNECT_TIMEOUT);
     await activeLog(alice).locator('li.notice', { hasText: 'Some messages may be missing' }).waitFor({ timeout: UI_TIMEOUT });
     await waitForMessage(alice, 'r10');
-    const after = await shownMessages(alice);
-    assertIdsStrictlyIncrease(after, 'alice after a long absence');
-    assert.equal(after.at(-1).id, 10);
-    assert.equal(new Set(after.map((m) => m.text)).size, after.length, 'no text twice');
+    let after = await shownMessages(alice);
+    assert.deepEqual(after.map((m) => m.id), [7, 8, 9, 10], 'replaced by the latest MAX_HISTORY messages');
+
+    // The rest can be loaded on demand, and lands above the notice.
+    await alice.getByRole('button', { name: 'Load earlier messages' }).click();
+    await waitForMessage(alice, 'r6');
+    after = await shownMessages(alice);
+    assert.deepEqual(after.map((m) => m.text), ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7', 'r8', 'r9', 'r10']);
+    assertIdsStrictlyIncrease(after, 'alice after loading earlier messages');
+    await alice.getByRole('button', { name: 'Load earlier messages' }).waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+    const order = await activeLog(alice)
+      .locator('li')
+      .evaluateAll((items) => items.map((li) => li.dataset.id ?? li.className));
+    assert.ok(order.indexOf('notice') === order.indexOf('7') - 1, `the notice marks the gap: ${order}`);
   });
 
   scenario('works on a narrow screen with the room and people drawers', async ({ open }) => {

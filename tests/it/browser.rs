@@ -21,7 +21,7 @@ async fn browser_e2e() {
 
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .args(["--test", "tests/browser/e2e.mjs"])
+            .args(["--test", "--test-reporter=spec", "tests/browser/e2e.mjs"])
             .current_dir(root)
             .env("CHATTERBOX_BIN", env!("CARGO_BIN_EXE_chatterbox"))
             .env("CHROMIUM_BIN", chromium)
