@@ -392,7 +392,7 @@ fn dashboard_queries_use_datasource_variable_and_contract_metrics() {
     {
         errors.push(format!("uid {} must be 1-40 characters", dash["uid"]));
     }
-    if !dash["schemaVersion"].as_u64().is_some_and(|v| v >= 39) {
+    if dash["schemaVersion"].as_u64().is_none_or(|v| v < 39) {
         errors.push(format!(
             "schemaVersion {} is not a current one",
             dash["schemaVersion"]
