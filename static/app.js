@@ -278,6 +278,7 @@ function signIn(user, rooms = [], active = null) {
 }
 
 function signOut() {
+  closeDrawers();
   clearInterval(app.pollTimer);
   app.conn?.stop();
   app.conn = null;

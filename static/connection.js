@@ -33,8 +33,10 @@ export class Connection extends EventTarget {
   #everOpened = false;
   #onOnline = () => this.retryNow();
   #onOffline = () => {
-    // The socket usually notices on its own much later; show the truth now.
-    if (this.#running && this.#state !== 'online') this.#setState('offline');
+    // An open socket may survive a short outage; a waiting retry is pointless until 'online'.
+    if (!this.#running || this.#state !== 'reconnecting') return;
+    clearTimeout(this.#retryTimer);
+    this.#setState('offline');
   };
 
   /** @param {string} url absolute ws:// or wss:// URL */

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   UI_TIMEOUT,
   activeLog,
+  axeViolations,
   joinRoom,
   launchBrowser,
   makeTempDir,
@@ -406,6 +407,28 @@ describe('chatterbox in a browser', () => {
       .locator('li')
       .evaluateAll((items) => items.map((li) => li.dataset.id ?? li.className));
     assert.ok(order.indexOf('notice') === order.indexOf('7') - 1, `the notice marks the gap: ${order}`);
+  });
+
+  scenario('axe-core finds no accessibility problems, wide or narrow, light or dark', async ({ open }) => {
+    const layouts = [
+      { viewport: { width: 1280, height: 800 }, colorScheme: 'light' },
+      { viewport: { width: 1280, height: 800 }, colorScheme: 'dark' },
+      { viewport: { width: 860, height: 700 }, colorScheme: 'light' },
+      { viewport: { width: 390, height: 780 }, colorScheme: 'light' },
+    ];
+    for (const [i, layout] of layouts.entries()) {
+      const page = await open(layout);
+      const where = `${layout.viewport.width}px ${layout.colorScheme}`;
+      assert.deepEqual(await axeViolations(page), [], `sign-in page, ${where}`);
+      const me = `a11y-${i}`;
+      await signIn(page, me);
+      await joinRoom(page, 'a11y', { me });
+      await joinRoom(page, `a11y-${i}`, { me });
+      await send(page, `hello from ${me}`);
+      await send(page, 'z'.repeat(201)); // refused by the server: an alert shows
+      await page.locator('#alerts .alert').waitFor({ timeout: UI_TIMEOUT });
+      assert.deepEqual(await axeViolations(page), [], `chat page, ${where}`);
+    }
   });
 
   scenario('works on a narrow screen with the room and people drawers', async ({ open }) => {

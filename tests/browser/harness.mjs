@@ -5,7 +5,7 @@
 //   CHROMIUM_BIN    the Chromium executable (Debian's /usr/bin/chromium)
 
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -244,4 +244,22 @@ export async function screenshotAll(pages, name) {
     }
   }
   return written;
+}
+
+/** Accessibility problems axe-core finds on the page as it is now: [{id, impact, help, targets}]. */
+export async function axeViolations(page) {
+  // Evaluated through the DevTools protocol: the page's Content-Security-Policy stays in force.
+  if (!(await page.evaluate(() => 'axe' in window))) {
+    await page.evaluate(await readFile(path.join(HERE, 'node_modules/axe-core/axe.min.js'), 'utf8'));
+  }
+  return page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const result = await axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target.join(' ')),
+    }));
+  });
 }
