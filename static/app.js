@@ -379,6 +379,7 @@ function onFrame(frame) {
         entry.state.pending = false;
         entry.state.setUsers(asArray(frame.users).map(asText));
         if (frame.room === app.active) renderPresence();
+        renderDirectory();
       }
       break;
     case 'join':
@@ -391,6 +392,7 @@ function onFrame(frame) {
         entry.view.line(`${user} ${frame.type === 'join' ? 'joined' : 'left'}`);
         if (stick) entry.view.scrollToBottom();
         if (frame.room === app.active) renderPresence();
+        renderDirectory();
       }
       break;
     case 'gap':
@@ -410,7 +412,7 @@ function onHistory(entry, frame) {
     entry.state.resetMessages();
     entry.view.clear();
     entry.view.line(
-      'Some messages may be missing: you were away for a long time, so only the latest messages are shown.',
+      'Some messages may be missing: only the latest ones could be loaded. “Load earlier messages” fetches more.',
       'notice',
     );
   }
@@ -421,7 +423,7 @@ function onHistory(entry, frame) {
 
 function onServerError(frame, entry) {
   const message = typeof frame.message === 'string' && frame.message ? frame.message : 'The server reported an error.';
-  showAlert(message);
+  showAlert(typeof frame.room === 'string' ? `In ${frame.room}: ${message}` : message);
   if (frame.code === 'not_member') {
     // The server forgot us (e.g. a race with a reconnect): join again, resuming.
     if (entry && !entry.state.pending) app.conn?.send(entry.state.joinFrame());
@@ -631,6 +633,11 @@ function renderDirectory() {
   const seen = new Set(rooms.map((r) => r.name));
   for (const name of app.rooms.keys()) {
     if (!seen.has(name)) rooms.push({ name, count: null });
+  }
+  // For rooms we are in, presence is fresher than the last poll.
+  for (const room of rooms) {
+    const entry = app.rooms.get(room.name);
+    if (entry?.state.confirmed && app.conn?.state === 'online') room.count = entry.state.users.length;
   }
   rooms.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
