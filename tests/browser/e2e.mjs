@@ -409,6 +409,36 @@ describe('chatterbox in a browser', () => {
     assert.ok(order.indexOf('notice') === order.indexOf('7') - 1, `the notice marks the gap: ${order}`);
   });
 
+  scenario('the log follows new messages unless the reader scrolled up', async ({ open }) => {
+    const reader = await open({ viewport: { width: 1280, height: 480 } });
+    await signIn(reader, 'reader');
+    await joinRoom(reader, 'scrolly', { me: 'reader' });
+    const writer = await open();
+    await signIn(writer, 'writer');
+    await joinRoom(writer, 'scrolly', { me: 'writer' });
+    const log = activeLog(reader);
+    const distanceFromBottom = () => log.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+
+    for (let i = 1; i <= 12; i += 1) await send(writer, `line ${i}`);
+    await waitForMessage(reader, 'line 12');
+    assert.ok(await log.evaluate((el) => el.scrollHeight > el.clientHeight * 1.5), 'the log overflows');
+    assert.ok((await distanceFromBottom()) < 2, 'at the bottom, the log follows');
+
+    await log.evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    await send(writer, 'line 13');
+    await waitForMessage(reader, 'line 13');
+    assert.equal(await log.evaluate((el) => el.scrollTop), 0, 'scrolled up: the log stays where the reader is');
+    const jump = reader.getByRole('button', { name: /New messages/ });
+    await jump.click();
+    await reader.waitForFunction(() => {
+      const el = document.querySelector('.messages:not([hidden])');
+      return el.scrollHeight - el.scrollTop - el.clientHeight < 2;
+    });
+    await jump.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+  });
+
   scenario('axe-core finds no accessibility problems, wide or narrow, light or dark', async ({ open }) => {
     const layouts = [
       { viewport: { width: 1280, height: 800 }, colorScheme: 'light' },
