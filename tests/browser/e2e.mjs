@@ -153,6 +153,7 @@ describe('chatterbox in a browser', () => {
     await waitForMessage(alice, 'hello bob');
     await send(bob, 'hi alice');
     await waitForMessage(alice, 'hi alice');
+    await waitForMessage(bob, 'hi alice');
 
     // Own messages are marked as such; each shows its author and a local time.
     assert.equal(await messageItem(alice, 'hello bob').getAttribute('class'), 'msg own');
@@ -338,6 +339,7 @@ describe('chatterbox in a browser', () => {
     await waitForMessage(alice, 'after restart');
     await send(alice, 'still here');
     await waitForMessage(bob, 'still here');
+    await waitForMessage(alice, 'still here');
     for (const [who, page] of [['alice', alice], ['bob', bob]]) {
       const shown = await shownMessages(page);
       assert.deepEqual(
@@ -360,9 +362,11 @@ describe('chatterbox in a browser', () => {
     await send(bob, 'r1');
     await waitForMessage(alice, 'r1');
 
-    // Alice's browser goes offline, then the server restarts: she cannot come back yet.
-    await alice.context().setOffline(true);
+    // The server stops; alice's browser then goes offline, so she cannot come back when the
+    // server does. (Going offline first would hide the close from the page: a half-open socket.)
     let startAgain = await stopServer();
+    await waitForConnection(alice, 'reconnecting');
+    await alice.context().setOffline(true);
     await waitForConnection(alice, 'offline');
     await startAgain();
     await waitForConnection(bob, 'online', RECONNECT_TIMEOUT);
@@ -381,8 +385,9 @@ describe('chatterbox in a browser', () => {
 
     // Away for longer than the server keeps for a resume (RESUME_MAX_MESSAGES=5): the page says
     // that messages may be missing and shows the latest ones instead.
-    await alice.context().setOffline(true);
     startAgain = await stopServer();
+    await waitForConnection(alice, 'reconnecting');
+    await alice.context().setOffline(true);
     await waitForConnection(alice, 'offline');
     await startAgain();
     await waitForConnection(bob, 'online', RECONNECT_TIMEOUT);
