@@ -195,7 +195,10 @@ mod tests {
         let (v, probes) = run(Search::new(100.0, 1.0, 1e6, 0.05, false), 1234.0);
         assert_eq!(&probes[..5], &[100.0, 200.0, 400.0, 800.0, 1600.0]);
         let v = v.unwrap();
-        assert!(v <= 1234.0 && v >= 1234.0 / 1.05, "{v} after {probes:?}");
+        assert!(
+            (1234.0 / 1.05..=1234.0).contains(&v),
+            "{v} after {probes:?}"
+        );
     }
 
     #[test]
@@ -203,7 +206,7 @@ mod tests {
         let (v, probes) = run(Search::new(100.0, 1.0, 1e6, 0.05, false), 30.0);
         assert_eq!(&probes[..3], &[100.0, 50.0, 25.0]);
         let v = v.unwrap();
-        assert!(v <= 30.0 && v >= 30.0 / 1.05, "{v} after {probes:?}");
+        assert!((30.0 / 1.05..=30.0).contains(&v), "{v} after {probes:?}");
     }
 
     #[test]
