@@ -59,8 +59,12 @@ export function portFromLogLine(line) {
  */
 export async function startServer({ dbPath, port = 0, env = {}, timeoutMs = 30_000 }) {
   const bin = requireEnv('CHATTERBOX_BIN', 'point it at the chatterbox server binary (cargo build --bin chatterbox)');
+  // The "listening on" line is logged at info level by the `chatterbox` target: keep it visible
+  // whatever RUST_LOG the caller has.
+  const inherited = process.env.RUST_LOG;
+  const rustLog = !inherited ? 'info' : inherited.includes('chatterbox') ? inherited : `${inherited},chatterbox=info`;
   const child = spawn(bin, [], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', ...env, PORT: String(port), DB_PATH: dbPath },
+    env: { ...process.env, RUST_LOG: rustLog, ...env, PORT: String(port), DB_PATH: dbPath },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
