@@ -580,6 +580,8 @@ function renderComposer() {
 function renderRoomChrome() {
   const entry = app.rooms.get(app.active);
   $('room-title').textContent = entry ? `#${entry.state.name}` : 'No room open';
+  if (entry) $('room-title').setAttribute('title', entry.state.name); // when it is cut short
+  else $('room-title').removeAttribute('title');
   $('empty-state').hidden = Boolean(entry);
   $('leave-room').hidden = !entry;
   $('joined-empty').hidden = app.rooms.size > 0;
@@ -769,6 +771,9 @@ function init() {
   $('rooms-toggle').addEventListener('click', () => openDrawer('sidebar'));
   $('people-toggle').addEventListener('click', () => openDrawer('presence'));
   $('scrim').addEventListener('click', () => closeDrawers({ restoreFocus: true }));
+  for (const button of document.querySelectorAll('[data-close-drawer]')) {
+    button.addEventListener('click', () => closeDrawers({ restoreFocus: true }));
+  }
   document.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape' && document.body.dataset.drawer) closeDrawers({ restoreFocus: true });
   });

@@ -480,5 +480,10 @@ describe('chatterbox in a browser', () => {
     await presenceItem(page, 'mobile').waitFor({ state: 'visible', timeout: UI_TIMEOUT });
     await page.keyboard.press('Escape');
     await page.locator('#presence').waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'people-toggle', 'focus returns to the toggle');
+    await roomsButton.click();
+    await page.locator('#sidebar').getByRole('button', { name: 'Close' }).click();
+    await page.locator('#sidebar').waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+    assert.equal(await roomsButton.getAttribute('aria-expanded'), 'false');
   });
 });
