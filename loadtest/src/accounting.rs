@@ -80,6 +80,10 @@ pub struct Counters {
     pub disconnects: u64,
     /// Completed connect → join → leave → disconnect cycles (churn scenario).
     pub churn_cycles: u64,
+    /// Our close frame was answered by the server dropping TCP without a
+    /// close frame of its own (RFC 6455 §5.5.1 asks for one). The cycle still
+    /// counts; this only records the server's manners.
+    pub unclean_closes: u64,
     /// Failures by kind: `connect:refused`, `join:timeout`, `server:<code>`, …
     pub errors: BTreeMap<String, u64>,
 }
@@ -96,6 +100,7 @@ impl Counters {
         self.gap_missed += other.gap_missed;
         self.disconnects += other.disconnects;
         self.churn_cycles += other.churn_cycles;
+        self.unclean_closes += other.unclean_closes;
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += n;
         }

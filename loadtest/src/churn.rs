@@ -8,10 +8,10 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{error::ProtocolError, Error as WsError, Message};
 
 use crate::{
-    client::leave_frame,
+    client::{leave_frame, short_kind},
     runner::{Control, RunCtx},
 };
 
@@ -45,21 +45,35 @@ pub async fn churner(ctx: Arc<RunCtx>, conn: u32) {
             while let Some(m) = ws.next().await {
                 m?;
             }
-            Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+            Ok::<_, WsError>(())
         })
         .await;
         let mut shard = ctx.recorder.shard(conn as usize);
-        match (leave, closed) {
-            (Ok(()), Ok(Ok(()))) => {
-                if measure_from.is_some_and(|m| started >= m) {
-                    shard.counters.churn_cycles += 1;
-                    drop(shard);
-                    ctx.live.cycles.fetch_add(1, Relaxed);
-                }
+        let clean = match (leave, closed) {
+            (Ok(()), Ok(Ok(()))) => true,
+            (Ok(()), Ok(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)))) => {
+                shard.counters.unclean_closes += 1;
+                true
             }
-            (Err(_), _) => shard.counters.error("churn:leave-failed"),
-            (_, Err(_)) => shard.counters.error("churn:close-timeout"),
-            (_, Ok(Err(_))) => shard.counters.error("churn:close-error"),
+            (Err(_), _) => {
+                shard.counters.error("churn:leave-failed");
+                false
+            }
+            (_, Err(_)) => {
+                shard.counters.error("churn:close-timeout");
+                false
+            }
+            (_, Ok(Err(e))) => {
+                shard
+                    .counters
+                    .error(format!("churn:close-{}", short_kind(&e)));
+                false
+            }
+        };
+        if clean && measure_from.is_some_and(|m| started >= m) {
+            shard.counters.churn_cycles += 1;
+            drop(shard);
+            ctx.live.cycles.fetch_add(1, Relaxed);
         }
     }
 }

@@ -158,6 +158,13 @@ fn write_run(out: &mut String, r: &RunResult) {
             c.churn_cycles,
             c.churn_cycles as f64 / r.resources.window_secs.max(1e-9)
         );
+        if c.unclean_closes > 0 {
+            let _ = writeln!(
+                out,
+                "server dropped {} connection(s) without answering our close frame",
+                c.unclean_closes
+            );
+        }
     }
     if !c.errors.is_empty() {
         let list: Vec<String> = c.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();

@@ -63,7 +63,12 @@ impl ServerProbe {
     pub fn describe(&self) -> String {
         match self {
             Self::Pid(pid) => format!("/proc/{pid}"),
-            Self::Metrics { authority, path } => format!("http://{authority}{path}"),
+            // Prometheus counters are integers in the `metrics` crate: the
+            // scraped CPU time moves in whole seconds.
+            Self::Metrics { authority, path } => format!(
+                "http://{authority}{path} (CPU counter may move in whole seconds; \
+                 --server-pid is exact)"
+            ),
             Self::None => "unavailable".into(),
         }
     }
@@ -207,7 +212,7 @@ mod tests {
         ));
         assert_eq!(
             ServerProbe::new(None, "ws://h:1/ws", Some("http://m:9/x/metrics")).describe(),
-            "http://m:9/x/metrics"
+            "http://m:9/x/metrics (CPU counter may move in whole seconds; --server-pid is exact)"
         );
     }
 
