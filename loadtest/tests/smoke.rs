@@ -17,8 +17,10 @@ async fn start_server() -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut config = chatterbox::Config::default();
-    config.db_path = dir.path().join("chat.db");
+    let config = chatterbox::Config {
+        db_path: dir.path().join("chat.db"),
+        ..Default::default()
+    };
     let server = chatterbox::Server::build(config).await.unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(listener, async move {
