@@ -60,9 +60,11 @@ async function stopServer() {
 
 /**
  * A test with a helper to open pages (each in its own browser context, like different people).
- * After the body it asserts that no page opened a dialog or threw; on failure it saves screenshots.
+ * After the body it asserts that no page opened a dialog or threw, and unless the test provokes
+ * failed requests (`{ consoleErrors: 'allowed' }`), that nothing was logged as an error (CSP
+ * violations would be). On failure it saves screenshots.
  */
-function scenario(name, body) {
+function scenario(name, body, { consoleErrors = 'forbidden' } = {}) {
   test(name, async (t) => {
     const pages = [];
     const open = async (options) => {
@@ -75,6 +77,7 @@ function scenario(name, body) {
       for (const page of pages) {
         assert.deepEqual(page.dialogs, [], 'no dialog may ever open');
         assert.deepEqual(page.pageErrors, [], 'the page must not throw');
+        if (consoleErrors === 'forbidden') assert.deepEqual(page.consoleErrors, [], 'nothing logged as an error');
       }
     } catch (err) {
       const shots = await screenshotAll(pages, name);
@@ -263,7 +266,7 @@ describe('chatterbox in a browser', () => {
       .locator('#alerts .alert', { hasText: 'Could not load the room list: database is down (HTTP 503)' })
       .waitFor({ timeout: UI_TIMEOUT });
     await alice.unroute('**/api/rooms');
-  });
+  }, { consoleErrors: 'allowed' });
 
   scenario('a gap frame is filled from the REST API in order; chat ids are shown once', async ({ open }) => {
     // Alice's socket goes through the test, which can drop chat frames and report a gap instead,
@@ -350,7 +353,7 @@ describe('chatterbox in a browser', () => {
       assertIdsStrictlyIncrease(shown, who);
       assert.equal(await activeLog(page).locator('li.notice').count(), 0, `${who}: nothing was missing`);
     }
-  });
+  }, { consoleErrors: 'allowed' });
 
   scenario('a page that was away resumes from its last message: missed ones once, no duplicates', async ({ open }) => {
     const alice = await open();
@@ -412,7 +415,7 @@ describe('chatterbox in a browser', () => {
       .locator('li')
       .evaluateAll((items) => items.map((li) => li.dataset.id ?? li.className));
     assert.ok(order.indexOf('notice') === order.indexOf('7') - 1, `the notice marks the gap: ${order}`);
-  });
+  }, { consoleErrors: 'allowed' });
 
   scenario('the log follows new messages unless the reader scrolled up', async ({ open }) => {
     const reader = await open({ viewport: { width: 1280, height: 480 } });

@@ -154,6 +154,11 @@ export async function openPage(
     dialog.dismiss().catch(() => {});
   });
   page.on('pageerror', (err) => page.pageErrors.push(String(err?.stack ?? err)));
+  // Console errors include Content-Security-Policy violations and failed requests.
+  page.consoleErrors = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') page.consoleErrors.push(message.text());
+  });
   await page.goto('/');
   return page;
 }
