@@ -12,7 +12,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use super::StoreError;
 use crate::protocol::ChatRecord;
 
-/// Rows per INSERT statement: 5 parameters each stays far below SQLite's 32,766-parameter limit.
+/// Rows per INSERT statement: 5 parameters each stays below SQLite's 32,766-parameter limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
 #[derive(Clone, Debug)]
@@ -69,15 +69,16 @@ impl SqliteStore {
             insert.push(" ON CONFLICT DO NOTHING");
             insert.build().execute(&mut *tx).await?;
         }
-        for (room, last_id) in last_ids {
-            sqlx::query(
-                "INSERT INTO rooms (name, last_id) VALUES (?, ?) \
-                 ON CONFLICT (name) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
-            )
-            .bind(room)
-            .bind(last_id as i64)
-            .execute(&mut *tx)
-            .await?;
+        let last_ids: Vec<(&str, u64)> = last_ids.into_iter().collect();
+        for chunk in last_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut upsert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO rooms (name, last_id) ");
+            upsert.push_values(chunk, |mut row, (room, last_id)| {
+                row.push_bind(*room).push_bind(*last_id as i64);
+            });
+            upsert
+                .push(" ON CONFLICT (name) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)");
+            upsert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -137,11 +138,24 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         let mut deleted = 0;
         if let Some(cutoff) = older_than_ms {
-            deleted += sqlx::query("DELETE FROM messages WHERE created_at_ms < ?")
+            // Within a room, timestamps rise with ids, so everything below the first id that is
+            // recent enough is old; the subquery walks the room's primary key from its oldest row.
+            let rooms: Vec<String> = sqlx::query_scalar("SELECT name FROM rooms")
+                .fetch_all(&self.pool)
+                .await?;
+            for room in rooms {
+                deleted += sqlx::query(
+                    "DELETE FROM messages WHERE room = ?1 AND id < COALESCE( \
+                       (SELECT id FROM messages WHERE room = ?1 AND created_at_ms >= ?2 \
+                        ORDER BY id LIMIT 1), \
+                       9223372036854775807)",
+                )
+                .bind(&room)
                 .bind(cutoff)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
+            }
         }
         if max_per_room > 0 {
             deleted += sqlx::query(
@@ -168,4 +182,45 @@ fn to_records(room: &str, rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<ChatRecord>
             ChatRecord::new(room.clone(), id as u64, user.into(), text.into(), created)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(room: &str, id: u64, timestamp_ms: i64) -> Arc<ChatRecord> {
+        Arc::new(ChatRecord::new(
+            room.into(),
+            id,
+            "u".into(),
+            "t".into(),
+            timestamp_ms,
+        ))
+    }
+
+    async fn ids(store: &SqliteStore, room: &str) -> Vec<u64> {
+        let records = store.before(room, None, 1000).await.unwrap();
+        records.iter().map(|r| r.id).collect()
+    }
+
+    #[tokio::test]
+    async fn retention_by_age_and_by_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let batch: Vec<_> = (1..=10)
+            .map(|id| record("a", id, id as i64 * 1000))
+            .chain((1..=4).map(|id| record("b", id, 1000)))
+            .collect();
+        store.append(&batch).await.unwrap();
+        store.append(&batch).await.unwrap(); // idempotent retry
+
+        assert_eq!(store.prune(0, Some(5_500)).await.unwrap(), 9);
+        assert_eq!(ids(&store, "a").await, vec![6, 7, 8, 9, 10]);
+        assert!(ids(&store, "b").await.is_empty(), "all of b was old");
+        assert_eq!(store.prune(2, None).await.unwrap(), 3);
+        assert_eq!(ids(&store, "a").await, vec![9, 10]);
+        assert_eq!(store.last_id("a").await.unwrap(), 10, "ids survive pruning");
+        assert_eq!(store.last_id("b").await.unwrap(), 4);
+        assert_eq!(store.last_id("never").await.unwrap(), 0);
+    }
 }
