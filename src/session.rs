@@ -200,9 +200,11 @@ impl Session {
         let room = room.ok_or_else(|| {
             ProtocolError::new(ErrorCode::MissingRoom, "message needs a \"room\"")
         })?;
-        validate_name("room", &room, self.app.config.max_room_name_chars)
-            .map_err(|message| ProtocolError::new(ErrorCode::InvalidRoom, message))?;
-        Ok(room.into())
+        let room: Arc<str> = room.into();
+        validate_name("room", &room, self.app.config.max_room_name_chars).map_err(|message| {
+            ProtocolError::new(ErrorCode::InvalidRoom, message).in_room(&room)
+        })?;
+        Ok(room)
     }
 
     /// Joins a room; returns the frames for the joiner (history, then presence).
@@ -212,11 +214,24 @@ impl Session {
         since: Option<u64>,
     ) -> Result<Vec<Frame>, ProtocolError> {
         let name = self.room_name(room)?;
-        if let Some(joined) = self.joined.get(&name) {
-            // Joining twice is harmless: answer with the current presence, announce nothing.
-            return Ok(vec![joined.room.presence_frame()]);
-        }
         let config = &self.app.config;
+        let request = HistoryRequest {
+            since,
+            max_history: config.max_history,
+            resume_max: config.resume_max_messages,
+        };
+        if let Some(joined) = self.joined.get(&name) {
+            // Joining twice is harmless: announce nothing, answer a resume request as asked
+            // (the client de-duplicates by id), and confirm with the current presence.
+            let room = joined.room.clone();
+            let mut frames = Vec::with_capacity(2);
+            if since.is_some() {
+                let plan = room.history_plan(request);
+                frames.extend(history_frame(&self.app, &room, plan, true).await);
+            }
+            frames.push(room.presence_frame());
+            return Ok(frames);
+        }
         if self.joined.len() >= config.max_rooms_per_connection {
             return Err(ProtocolError::new(
                 ErrorCode::TooManyJoined,
@@ -235,11 +250,6 @@ impl Session {
             self.app.registry.leave(&room, &self.user, false);
             return Err(history_unavailable(error).in_room(&name));
         }
-        let request = HistoryRequest {
-            since,
-            max_history: config.max_history,
-            resume_max: config.resume_max_messages,
-        };
         let subscription = room.subscribe(&self.user, membership.first_for_user, request);
         self.feeds
             .insert(name.clone(), BroadcastStream::new(subscription.receiver));
@@ -252,19 +262,8 @@ impl Session {
         );
         self.app.metrics.room_joins.increment(1);
 
-        let (messages, recovered) = match subscription.history {
-            HistoryPlan::Ready {
-                messages,
-                recovered,
-            } => (messages, recovered),
-            HistoryPlan::FromStore { after, upto } => {
-                history_from_store(&self.app, &room, after, upto).await
-            }
-        };
         let mut frames = Vec::with_capacity(2);
-        if !messages.is_empty() || recovered.is_some() {
-            frames.push(Frame::history(&name, &messages, recovered));
-        }
+        frames.extend(history_frame(&self.app, &room, subscription.history, since.is_some()).await);
         frames.push(subscription.presence);
         Ok(frames)
     }
@@ -433,6 +432,19 @@ impl Session {
         let _ = tokio::time::timeout(timeout, self.socket.send(Message::Close(Some(frame)))).await;
         outcome
     }
+}
+
+/// The `history` frame for a join: sent when there are messages, or always for a resume (so the
+/// client learns whether it `recovered`).
+async fn history_frame(app: &App, room: &Room, plan: HistoryPlan, resume: bool) -> Option<Frame> {
+    let (messages, recovered) = match plan {
+        HistoryPlan::Ready {
+            messages,
+            recovered,
+        } => (messages, recovered),
+        HistoryPlan::FromStore { after, upto } => history_from_store(app, room, after, upto).await,
+    };
+    (resume || !messages.is_empty()).then(|| Frame::history(room.name(), &messages, recovered))
 }
 
 /// Reads a resume range from the store. If the store cannot serve all of it (pruned, or

@@ -10,7 +10,7 @@ use std::process::Command;
 #[tokio::test]
 async fn browser_e2e() {
     let Some(chromium) = std::env::var_os("CHROMIUM_BIN").filter(|v| !v.is_empty()) else {
-        println!("SKIP browser_e2e: CHROMIUM_BIN is not set (see .ci/run)");
+        crate::support::skip("browser_e2e", "CHROMIUM_BIN is not set (see .ci/run)");
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -561,7 +561,10 @@ fn dashboard_queries_use_datasource_variable_and_contract_metrics() {
 #[tokio::test]
 async fn dashboard_schema() {
     if std::env::var("GRAFANA_SCHEMA_CHECK").as_deref() != Ok("1") {
-        println!("SKIP dashboard_schema: GRAFANA_SCHEMA_CHECK is not set (see .ci/run)");
+        crate::support::skip(
+            "dashboard_schema",
+            "GRAFANA_SCHEMA_CHECK is not set (see .ci/run)",
+        );
         return;
     }
     let root = manifest_dir();

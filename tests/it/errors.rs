@@ -63,6 +63,9 @@ async fn every_bad_message_gets_an_error_frame_and_the_connection_stays_usable()
         assert_eq!(frame["code"], code, "for {raw}: {frame}");
         assert!(!frame["message"].as_str().unwrap().is_empty());
     }
+    // Errors about a named room say which room.
+    alice.send(json!({"type":"join","room":long_room})).await;
+    assert_eq!(alice.recv().await["room"], long_room);
     // Still usable, and none of the bad input was broadcast.
     alice.chat("ok", "fine").await;
     let chat = alice.recv().await;

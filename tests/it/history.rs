@@ -185,6 +185,19 @@ async fn resume_returns_exactly_what_was_missed_or_says_it_cannot() {
     let history = reader.recv_type("history").await;
     assert_eq!(history["recovered"], false);
     assert_eq!(ids(&history["messages"]), (156..=160).collect::<Vec<_>>());
+    reader.recv_type("presence").await;
+
+    // A resume while already a member is answered too (joining twice is harmless).
+    reader
+        .send(json!({"type":"join","room":"r","since":158}))
+        .await;
+    let history = reader.recv().await;
+    assert_eq!(
+        (history["type"].as_str(), history["recovered"].as_bool()),
+        (Some("history"), Some(true))
+    );
+    assert_eq!(ids(&history["messages"]), vec![159, 160]);
+    assert_eq!(reader.recv().await["type"], "presence");
     server.shutdown().await;
 }
 

@@ -44,7 +44,7 @@ fn tool_from_env(var: &str, test: &str) -> Option<PathBuf> {
     match std::env::var_os(var) {
         Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
         _ => {
-            println!("SKIP {test}: {var} is not set (see .ci/run)");
+            crate::support::skip(test, &format!("{var} is not set (see .ci/run)"));
             None
         }
     }

@@ -16,6 +16,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for an expected event before failing.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Says that a test skipped and why, on the real stderr: the test harness captures `println!`
+/// of passing tests, and a skip must be visible.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
+}
+
 /// Logs to the test's output when RUST_LOG is set (e.g. `RUST_LOG=chatterbox=debug`).
 fn init_tracing() {
     if std::env::var_os("RUST_LOG").is_some() {
