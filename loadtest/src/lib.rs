@@ -59,8 +59,12 @@ fn write_plot(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
     use plot::Series;
     let r = &report.result;
     let title = format!(
-        "chatterbox {:?}: {} rooms × {} members, {} B",
-        r.scenario, r.plan.rooms, r.plan.members, r.message_size
+        "chatterbox {:?}: {} room{} × {} members, {} B texts",
+        r.scenario,
+        r.plan.rooms,
+        if r.plan.rooms == 1 { "" } else { "s" },
+        r.plan.members,
+        r.message_size
     );
     let mut series = vec![];
     if let Some(slo) = &report.slo {

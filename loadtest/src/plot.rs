@@ -66,6 +66,7 @@ pub fn write_svg(path: &Path, title: &str, series: &[Series<'_>]) -> Result<()> 
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(16)
+        .margin_right(40)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)

@@ -135,11 +135,20 @@ fn axis_unit(axis: SloAxis) -> &'static str {
 
 fn write_run(out: &mut String, r: &RunResult) {
     let p = &r.plan;
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "scenario {:?}: {} clients, {} room(s) × {} members, {} publisher(s)/room at {} msg/s, {} B texts",
-        r.scenario, p.clients, p.rooms, p.members, p.publishers, r.rate, r.message_size
+        "scenario {:?}: {} clients in {} room(s) of {}",
+        r.scenario, p.clients, p.rooms, p.members
     );
+    let _ = if p.publishers > 0 {
+        writeln!(
+            out,
+            "; {} publisher(s) per room at {} msg/s, {} B texts",
+            p.publishers, r.rate, r.message_size
+        )
+    } else {
+        writeln!(out)
+    };
     let c = &r.counters;
     let _ = writeln!(
         out,
@@ -236,5 +245,13 @@ fn write_resources(out: &mut String, res: &Resources, rate: f64) {
         kib(res.loadtest_rss_per_connection_bytes),
         kib(res.server_rss_per_connection_bytes)
     );
+    if let (Some(before), Some(after)) = (res.server_rss_before_bytes, res.server_rss_after_bytes) {
+        let _ = writeln!(
+            out,
+            "server RSS {:.1} MiB before connecting, {:.1} MiB with the connections up",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0
+        );
+    }
     let _ = writeln!(out, "server numbers from {}", res.server_source);
 }
