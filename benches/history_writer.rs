@@ -21,7 +21,7 @@ fn history_writer(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (writer, _task) = runtime.block_on(async {
-        let store = Store::open_sqlite(&dir.path().join("bench.db"))
+        let store = Store::open_sqlite(&dir.path().join("bench.db"), &Default::default())
             .await
             .unwrap();
         let settings = WriterSettings {

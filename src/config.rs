@@ -122,6 +122,11 @@ pub struct Config {
     #[arg(long, env = "RESUME_MAX_MESSAGES", default_value_t = 1000)]
     pub resume_max_messages: usize,
 
+    /// How long a history write waits for a SQLite lock held by another process before it fails
+    /// and is retried.
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    pub sqlite_busy_timeout_ms: u64,
+
     /// Keep at most this many messages per room in the store (0 = no limit).
     #[arg(long, env = "HISTORY_MAX_PER_ROOM", default_value_t = 0)]
     pub history_max_per_room: u64,

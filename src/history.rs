@@ -235,7 +235,9 @@ mod tests {
     #[tokio::test]
     async fn shutdown_drains_promptly() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("h.db")).await.unwrap();
+        let store = Store::open_sqlite(&dir.path().join("h.db"), &Default::default())
+            .await
+            .unwrap();
         let settings = WriterSettings {
             batch_size: 16,
             flush_interval: Duration::from_millis(10),

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,11 +20,11 @@ use crate::config::{Config, ConfigError};
 use crate::history::{self, HistoryWriter, WriterSettings, WriterTask};
 use crate::http;
 use crate::registry::RoomRegistry;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};
 
 /// How often histogram samples are folded into buckets.
-const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -46,9 +46,12 @@ pub struct Server {
 impl Server {
     pub async fn build(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
+        let options = StoreOptions {
+            busy_timeout: Duration::from_millis(config.sqlite_busy_timeout_ms),
+        };
         let store = match &config.database_url {
-            Some(url) => Store::connect(url).await?,
-            None => Store::open_sqlite(&config.db_path).await?,
+            Some(url) => Store::connect(url, &options).await?,
+            None => Store::open_sqlite(&config.db_path, &options).await?,
         };
         let metrics = Metrics::new();
         let (history, writer) = HistoryWriter::spawn(
@@ -176,12 +179,12 @@ fn spawn_background(app: &Arc<App>) -> Vec<JoinHandle<()>> {
         }
     })];
     let max_age = (config.history_max_age_seconds > 0)
-        .then(|| std::time::Duration::from_secs(config.history_max_age_seconds));
+        .then(|| Duration::from_secs(config.history_max_age_seconds));
     tasks.extend(history::spawn_retention(
         app.store.clone(),
         config.history_max_per_room,
         max_age,
-        std::time::Duration::from_secs(config.retention_interval_seconds),
+        Duration::from_secs(config.retention_interval_seconds),
         app.shutdown.clone(),
     ));
     tasks

@@ -9,6 +9,7 @@ mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::protocol::ChatRecord;
 
@@ -26,6 +27,22 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+/// Settings shared by every backend.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a write waits for a lock held by another process before it fails (and the history
+    /// writer retries).
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// A message store. Cheap to clone: backends hold connection pools.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -34,17 +51,17 @@ pub enum Store {
 
 impl Store {
     /// Opens the store named by `url`, picking the backend by scheme, and runs its migrations.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
-            "sqlite" => Ok(Store::Sqlite(SqliteStore::connect_url(url).await?)),
+            "sqlite" => Ok(Store::Sqlite(SqliteStore::connect_url(url, options).await?)),
             _ => Err(StoreError::UnsupportedUrl(url.to_string())),
         }
     }
 
     /// Opens (creating if needed) the SQLite file at `path`.
-    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store::Sqlite(SqliteStore::open(path).await?))
+    pub async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(SqliteStore::open(path, options).await?))
     }
 
     /// Persists a batch in one transaction. Idempotent: rows already stored are skipped, so a

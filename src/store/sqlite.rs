@@ -4,12 +4,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::StoreError;
+use super::{StoreError, StoreOptions};
 use crate::protocol::ChatRecord;
 
 /// Rows per INSERT statement: 5 parameters each stays below SQLite's 32,766-parameter limit.
@@ -21,25 +20,28 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::connect_with(SqliteConnectOptions::new().filename(path)).await
+    pub async fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        Self::connect_with(SqliteConnectOptions::new().filename(path), options).await
     }
 
-    pub async fn connect_url(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(SqliteConnectOptions::from_str(url)?).await
+    pub async fn connect_url(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        Self::connect_with(SqliteConnectOptions::from_str(url)?, options).await
     }
 
-    async fn connect_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+    async fn connect_with(
+        sqlite: SqliteConnectOptions,
+        options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
         // WAL lets joins and the REST API read while the writer commits; NORMAL sync in WAL mode
         // loses nothing on a process crash (only on power loss, bounded by the checkpoint).
-        let options = options
+        let sqlite = sqlite
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(options.busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(sqlite)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
@@ -206,7 +208,9 @@ mod tests {
     #[tokio::test]
     async fn retention_by_age_and_by_count() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::default())
+            .await
+            .unwrap();
         let batch: Vec<_> = (1..=10)
             .map(|id| record("a", id, id as i64 * 1000))
             .chain((1..=4).map(|id| record("b", id, 1000)))

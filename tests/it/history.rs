@@ -318,3 +318,59 @@ async fn kill_9_loses_at_most_the_unflushed_tail() {
     assert_eq!(next[0], stored.iter().max().unwrap() + 1);
     server.signal_and_wait("TERM").await;
 }
+
+/// While the database is locked by another process, writes fail and are retried; live chat keeps
+/// flowing, and once the lock is gone every message is stored.
+#[tokio::test]
+async fn write_failures_are_retried_while_chat_keeps_flowing() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = ServerProcess::spawn(&db, 0, &[("SQLITE_BUSY_TIMEOUT_MS", "20")]).await;
+    // A member keeps the room alive: re-creating a room waits for the writer to commit what it
+    // had queued (so ids are never reused), which an outage delays.
+    let mut member = TestClient::connect(&server.ws_url("member")).await;
+    member.join("r").await;
+    member.chat("r", "before").await;
+    member.recv_type("chat").await;
+
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+
+    // Live chat is unaffected: every message is delivered while none can be stored.
+    for i in 0..50 {
+        member.chat("r", &format!("during {i}")).await;
+    }
+    for id in 2..=51 {
+        assert_eq!(member.recv_type("chat").await["id"], id);
+    }
+    let metrics = server.url("/metrics");
+    wait_for_metric(&metrics, "chatterbox_history_write_errors_total", |v| {
+        v >= 1.0
+    })
+    .await;
+
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    wait_for_metric(&metrics, "chatterbox_history_rows_written_total", |v| {
+        v >= 51.0
+    })
+    .await;
+    drop(member);
+    assert!(server.signal_and_wait("TERM").await.success());
+
+    let server = ServerProcess::spawn(&db, 0, &[]).await;
+    let page: serde_json::Value = reqwest::get(server.url("/api/rooms/r/messages?limit=100"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&page["messages"]), (1..=51).collect::<Vec<_>>());
+    server.signal_and_wait("TERM").await;
+}
