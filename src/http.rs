@@ -19,7 +19,7 @@ use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::app::AppState;
-use crate::protocol::{validate_name, ChatRecord};
+use crate::protocol::{messages_object, validate_name};
 use crate::session;
 use crate::telemetry;
 
@@ -214,28 +214,12 @@ async fn room_messages(
             tracing::error!(error = %e, "reading history failed");
             ApiError::Unavailable("history store unavailable".into())
         })?;
-    Ok(json_response(messages_page(&name, &records)))
-}
-
-/// `{"room":..., "messages":[...]}` from already-encoded chat frames.
-fn messages_page(room: &str, records: &[ChatRecord]) -> String {
-    let mut body = String::with_capacity(
-        32 + records
-            .iter()
-            .map(|r| r.frame.text.len() + 1)
-            .sum::<usize>(),
-    );
-    body.push_str(r#"{"room":"#);
-    body.push_str(&serde_json::to_string(room).expect("strings serialise"));
-    body.push_str(r#","messages":["#);
-    for (i, record) in records.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(record.frame.text.as_str());
-    }
-    body.push_str("]}");
-    body
+    Ok(json_response(messages_object(
+        "",
+        &name,
+        records.iter(),
+        "",
+    )))
 }
 
 fn json_response(body: String) -> Response {

@@ -186,32 +186,50 @@ impl Frame {
 
     /// `{"type":"history",...}` built from already-encoded chat frames, without re-encoding them.
     pub fn history(room: &str, messages: &[Arc<ChatRecord>], recovered: Option<bool>) -> Frame {
-        let body: usize = messages.iter().map(|m| m.frame.text.len() + 1).sum();
-        let mut json = String::with_capacity(64 + room.len() + body);
-        json.push_str(r#"{"type":"history","room":"#);
-        json.push_str(&serde_json::to_string(room).expect("strings serialise"));
-        json.push_str(r#","messages":["#);
-        for (i, message) in messages.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json.push_str(message.frame.text.as_str());
-        }
-        json.push(']');
-        if let Some(recovered) = recovered {
-            json.push_str(if recovered {
-                r#","recovered":true"#
-            } else {
-                r#","recovered":false"#
-            });
-        }
-        json.push('}');
+        let tail = match recovered {
+            None => "",
+            Some(true) => r#","recovered":true"#,
+            Some(false) => r#","recovered":false"#,
+        };
+        let json = messages_object(
+            r#""type":"history","#,
+            room,
+            messages.iter().map(|m| &**m),
+            tail,
+        );
         Frame {
             text: Utf8Bytes::from(json),
             chat_id: 0,
             published_at: Instant::now(),
         }
     }
+}
+
+/// `{<head>"room":<room>,"messages":[<chat frames>]<tail>}`, splicing in the messages' already
+/// encoded frames instead of serialising them again. Used for `history` frames and REST pages.
+pub fn messages_object<'a>(
+    head: &str,
+    room: &str,
+    messages: impl Iterator<Item = &'a ChatRecord> + Clone,
+    tail: &str,
+) -> String {
+    let body: usize = messages.clone().map(|m| m.frame.text.len() + 1).sum();
+    let mut json = String::with_capacity(32 + head.len() + room.len() + body + tail.len());
+    json.push('{');
+    json.push_str(head);
+    json.push_str(r#""room":"#);
+    json.push_str(&serde_json::to_string(room).expect("strings serialise"));
+    json.push_str(r#","messages":["#);
+    for (i, message) in messages.enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(message.frame.text.as_str());
+    }
+    json.push(']');
+    json.push_str(tail);
+    json.push('}');
+    json
 }
 
 #[derive(Serialize)]

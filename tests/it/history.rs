@@ -6,6 +6,10 @@ use serde_json::json;
 
 use crate::support::{send_and_confirm, wait_for_metric, ServerProcess, TestClient, TestServer};
 
+async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 fn ids(messages: &serde_json::Value) -> Vec<u64> {
     messages
         .as_array()
@@ -270,12 +274,7 @@ async fn sigterm_flushes_every_accepted_message() {
     assert!(status.success(), "exit status {status}");
 
     let server = ServerProcess::spawn(&db, 0, &[]).await;
-    let page: serde_json::Value = reqwest::get(server.url("/api/rooms/r/messages?limit=500"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(&server.url("/api/rooms/r/messages?limit=500")).await;
     assert_eq!(ids(&page["messages"]), accepted);
     server.signal_and_wait("TERM").await;
 }
@@ -299,12 +298,7 @@ async fn kill_9_loses_at_most_the_unflushed_tail() {
     server.signal_and_wait("KILL").await;
 
     let server = ServerProcess::spawn(&db, 0, &[]).await;
-    let page: serde_json::Value = reqwest::get(server.url("/api/rooms/r/messages?limit=500"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(&server.url("/api/rooms/r/messages?limit=500")).await;
     let stored: BTreeSet<u64> = ids(&page["messages"]).into_iter().collect();
     assert!(
         accepted.iter().all(|id| stored.contains(id)),
@@ -365,12 +359,7 @@ async fn write_failures_are_retried_while_chat_keeps_flowing() {
     assert!(server.signal_and_wait("TERM").await.success());
 
     let server = ServerProcess::spawn(&db, 0, &[]).await;
-    let page: serde_json::Value = reqwest::get(server.url("/api/rooms/r/messages?limit=100"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(&server.url("/api/rooms/r/messages?limit=100")).await;
     assert_eq!(ids(&page["messages"]), (1..=51).collect::<Vec<_>>());
     server.signal_and_wait("TERM").await;
 }
