@@ -131,6 +131,10 @@ pub struct Options {
     #[arg(long, default_value_t = 12)]
     pub slo_max_probes: u32,
 
+    /// Runs per --slo probe, judged on their deliveries pooled (loss in any run fails it).
+    #[arg(long, default_value_t = 1)]
+    pub slo_runs: u32,
+
     /// Stop bisecting once the failing and passing rate are within this fraction.
     #[arg(long, default_value_t = 0.05)]
     pub slo_precision: f64,

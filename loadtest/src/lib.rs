@@ -79,7 +79,7 @@ fn write_plot(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
                     },
                     if p.pass { "pass" } else { "fail" }
                 ),
-                histogram: &p.result.histograms.delivery,
+                histogram: &p.pooled,
             });
         }
     } else if !r.histograms.delivery.is_empty() {

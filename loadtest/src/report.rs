@@ -56,10 +56,17 @@ pub struct RunResult {
 pub struct Probe {
     pub value: f64,
     pub pass: bool,
-    /// The objective's percentile as observed, in milliseconds.
+    /// The objective's percentile over all runs of this probe pooled, in milliseconds.
     pub observed_ms: f64,
     pub reason: String,
+    /// Runs at this value (`--slo-runs`).
+    pub runs: usize,
+    /// Delivery latency of all runs pooled.
+    pub delivery_pooled: Summary,
+    /// The run whose own percentile is the median of the runs.
     pub result: RunResult,
+    #[serde(skip)]
+    pub pooled: Histogram<u64>,
 }
 
 /// The outcome of an `--slo` search.

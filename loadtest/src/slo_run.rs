@@ -8,7 +8,7 @@ use crate::{
     resources::{fd_hard_limit, FD_HEADROOM},
     scenario::run_once,
     slo::{Search, Slo},
-    stats::Summary,
+    stats::{new_histogram, Summary},
 };
 
 /// Searches for the highest rate (or room size) meeting `slo` with zero loss,
@@ -24,24 +24,19 @@ pub async fn search(opts: Options, slo: Slo) -> Result<Report> {
     .with_max_probes(opts.slo_max_probes);
     let mut probes: Vec<Probe> = vec![];
     while let Some(value) = search.next_probe() {
-        let result = run_once(probe_options(&opts, value)).await?;
-        let observed_ms = Summary::at_percentile(&result.histograms.delivery, slo.percentile);
-        let (pass, reason) = judge(&slo, &result, observed_ms);
+        let probe = run_probe(&opts, &slo, value).await?;
         eprintln!(
-            "probe {:>2}: {value:>10.1} → p{}={observed_ms:.2} ms, lost {} → {} {reason}",
+            "probe {:>2}: {value:>10.1} → p{}={:.2} ms over {} run(s), lost {} → {} {}",
             probes.len() + 1,
             slo.percentile,
-            result.lost,
-            if pass { "PASS" } else { "FAIL" },
+            probe.observed_ms,
+            probe.runs,
+            probe.result.lost,
+            if probe.pass { "PASS" } else { "FAIL" },
+            probe.reason,
         );
-        search.record(value, pass);
-        probes.push(Probe {
-            value,
-            pass,
-            observed_ms,
-            reason,
-            result,
-        });
+        search.record(value, probe.pass);
+        probes.push(probe);
     }
     let best = search.verdict();
     let shown = probes
@@ -64,19 +59,51 @@ pub async fn search(opts: Options, slo: Slo) -> Result<Report> {
     })
 }
 
-/// Pass: the percentile within target, nothing lost, no gaps, nobody dropped.
-pub fn judge(slo: &Slo, r: &RunResult, observed_ms: f64) -> (bool, String) {
-    let target_ms = slo.target.as_secs_f64() * 1000.0;
+/// Runs `--slo-runs` runs at `value` and judges them together: the
+/// percentile of all their deliveries pooled, and any loss in any run. Several
+/// runs per probe keep one noisy run on a shared machine from steering the search.
+async fn run_probe(opts: &Options, slo: &Slo, value: f64) -> Result<Probe> {
+    let mut runs = vec![];
+    for _ in 0..opts.slo_runs.max(1) {
+        runs.push(run_once(probe_options(opts, value)).await?);
+    }
+    let mut pooled = new_histogram();
+    for r in &runs {
+        pooled.add(&r.histograms.delivery).expect("same bounds");
+    }
+    let observed_ms = Summary::at_percentile(&pooled, slo.percentile);
     let mut why = vec![];
-    if r.delivery.count == 0 {
+    if pooled.is_empty() {
         why.push("no deliveries measured".to_string());
     }
+    let target_ms = slo.target.as_secs_f64() * 1000.0;
     if observed_ms > target_ms {
         why.push(format!(
             "p{} {observed_ms:.2} ms > {target_ms} ms",
             slo.percentile
         ));
     }
+    for r in &runs {
+        why.extend(faults(r));
+    }
+    let at = |r: &RunResult| Summary::at_percentile(&r.histograms.delivery, slo.percentile);
+    runs.sort_by(|a, b| at(a).total_cmp(&at(b)));
+    let n = runs.len();
+    Ok(Probe {
+        value,
+        pass: why.is_empty(),
+        observed_ms,
+        reason: why.join(", "),
+        runs: n,
+        delivery_pooled: Summary::of(&pooled),
+        result: runs.swap_remove(n / 2),
+        pooled,
+    })
+}
+
+/// What besides latency fails a run: loss, gaps, disconnects, failed joins.
+pub fn faults(r: &RunResult) -> Vec<String> {
+    let mut why = vec![];
     if r.lost > 0 {
         why.push(format!("{} lost", r.lost));
     }
@@ -89,7 +116,7 @@ pub fn judge(slo: &Slo, r: &RunResult, observed_ms: f64) -> (bool, String) {
     if r.joined < u64::from(r.plan.clients) {
         why.push(format!("only {}/{} joined", r.joined, r.plan.clients));
     }
-    (why.is_empty(), why.join(", "))
+    why
 }
 
 /// The options for one probe at `value` on the search axis.

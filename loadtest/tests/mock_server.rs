@@ -228,6 +228,7 @@ async fn slo_search_probes_and_plots() {
     o.slo = Some("p99=2s".parse().unwrap());
     o.slo_over = SloAxis::Rate;
     o.slo_max_probes = 3;
+    o.slo_runs = 2;
     o.plot = Some(dir.path().join("slo.svg"));
     let report = run(o).await.unwrap();
     let slo = report.slo.as_ref().unwrap();
@@ -238,6 +239,9 @@ async fn slo_search_probes_and_plots() {
     );
     assert!(slo.probes.iter().all(|p| p.pass), "{}", report.table());
     assert_eq!(slo.best, Some(200.0));
+    let first = &slo.probes[0];
+    assert_eq!(first.runs, 2);
+    assert_eq!(first.delivery_pooled.count, 2 * first.result.delivery.count);
     let svg = std::fs::read_to_string(dir.path().join("slo.svg")).unwrap();
     assert!(svg.contains("200.0 msg/s pass"));
 }
