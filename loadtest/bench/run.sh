@@ -46,7 +46,7 @@ for g in $groups; do
     case $g in
       fanout) run "fanout-$i" --scenario fanout -c 1000 --rate 100 --message-size 100 --duration 10s ;;
       slo) [ "$i" = 1 ] && run "slo-$i" --scenario fanout -c 1000 --rate 100 --message-size 100 \
-             --duration 10s --slo p99=50ms --slo-max-probes 8 --plot "$OUT/fanout-latency.svg" ;;
+             --duration 10s --slo p99=50ms --slo-runs 3 --slo-max-probes 7 --plot "$OUT/fanout-latency.svg" ;;
       rooms) run "rooms-$i" --scenario rooms -c 5000 --members 10 --rate 5 --message-size 100 --duration 10s ;;
       idle) run "idle-$i" --scenario idle -c 5000 --warmup 0s --duration 10s ;;
       churn) run "churn-$i" --scenario churn -c 100 --duration 10s ;;

@@ -80,11 +80,11 @@ for path in sorted(glob.glob(os.path.join(out, "slo-*.json"))):
     with open(path) as f:
         slo = json.load(f)["slo"]
     print(f"### SLO search: p{slo['slo']['percentile']} ≤ {slo['slo']['target']} ms, zero loss, over {slo['axis']}\n")
-    print("| rate msg/s/publisher | deliveries/s | p99 ms | lost | server CPU % | verdict |")
-    print("|---:|---:|---:|---:|---:|---|")
+    print("| rate msg/s/publisher | runs | deliveries/s (median run) | pooled p99 ms | lost | server CPU % (median run) | verdict |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
     for p in slo["probes"]:
         r = p["result"]
         dps = r["resources"]["window_deliveries"] / max(r["resources"]["window_secs"], 1e-9)
-        print(f"| {p['value']:.1f} | {dps:.0f} | {p['observed_ms']:.1f} | {r['lost']} | "
+        print(f"| {p['value']:.1f} | {p.get('runs', 1)} | {dps:.0f} | {p['observed_ms']:.1f} | {r['lost']} | "
               f"{fmt(r['resources']['server_cpu_percent'])} | {'pass' if p['pass'] else 'FAIL: ' + p['reason']} |")
     print(f"\nverdict: highest passing rate {slo['best']}, lowest failing {slo['lowest_fail']}\n")
