@@ -135,7 +135,10 @@ fn opts(addr: SocketAddr) -> Options {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_accounts_exactly() {
     let addr = mock_server(Faults::default()).await;
-    let report = run(opts(addr)).await.unwrap();
+    let mut o = opts(addr);
+    // Any 127/8 address works on Linux loopback without configuring aliases.
+    o.source_addrs = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+    let report = run(o).await.unwrap();
     let r = &report.result;
     let c = &r.counters;
     assert_eq!(r.joined, 20);
@@ -244,4 +247,25 @@ async fn slo_search_probes_and_plots() {
     assert_eq!(first.delivery_pooled.count, 2 * first.result.delivery.count);
     let svg = std::fs::read_to_string(dir.path().join("slo.svg")).unwrap();
     assert!(svg.contains("200.0 msg/s pass"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slo_search_over_room_size() {
+    let addr = mock_server(Faults::default()).await;
+    let mut o = opts(addr);
+    o.members = Some(4);
+    o.duration = Duration::from_millis(300);
+    o.warmup = Duration::from_millis(100);
+    o.slo = Some("p50=2s".parse().unwrap());
+    o.slo_over = SloAxis::Members;
+    o.slo_max_probes = 2;
+    let report = run(o).await.unwrap();
+    let slo = report.slo.unwrap();
+    let sizes: Vec<u32> = slo.probes.iter().map(|p| p.result.plan.members).collect();
+    assert_eq!(sizes, vec![4, 8]);
+    assert!(slo.probes.iter().all(|p| p.result.lost == 0 && p.pass));
+    assert_eq!(
+        report.result.plan.clients, 8,
+        "the best probe is the one reported"
+    );
 }
