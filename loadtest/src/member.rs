@@ -32,6 +32,8 @@ const FAR: Duration = Duration::from_secs(86_400 * 365);
 struct Publisher {
     index: u32,
     schedule: Option<(Instant, Schedule)>,
+    /// Set once the schedule started, so a repeated `Run` never restarts it.
+    started: bool,
     seq: u64,
     text: String,
     frame: String,
@@ -57,6 +59,7 @@ pub async fn member(ctx: Arc<RunCtx>, conn: u32) {
     let mut publisher = ctx.plan.publisher_of(conn).map(|index| Publisher {
         index,
         schedule: None,
+        started: false,
         seq: 0,
         text: String::with_capacity(ctx.opts.message_size + 32),
         frame: String::with_capacity(ctx.opts.message_size + 96),
@@ -148,7 +151,7 @@ async fn session(
                     Control::Ramp => {}
                     Control::Run { t0, measure_from: m } => {
                         measure_from = m;
-                        if let Some(p) = publisher.as_deref_mut().filter(|p| p.schedule.is_none()) {
+                        if let Some(p) = publisher.as_deref_mut().filter(|p| !p.started) {
                             start_schedule(ctx, p, t0, timer.as_mut());
                         }
                     }
@@ -200,6 +203,7 @@ fn start_schedule(ctx: &RunCtx, p: &mut Publisher, t0: Instant, timer: std::pin:
     let end = ctx.opts.warmup + ctx.opts.duration;
     let phase = phase_of(p.index, ctx.plan.total_publishers);
     let schedule = Schedule::new(ctx.opts.rate, phase, end);
+    p.started = true;
     if let Some(first) = schedule.due(0) {
         timer.reset((t0 + first).into());
         p.schedule = Some((t0, schedule));

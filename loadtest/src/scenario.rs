@@ -213,15 +213,17 @@ async fn run_churn(
 
 /// The live counters as one progress line.
 fn live_line(live: &Live) -> String {
-    let expected = live.expected.load(Relaxed);
-    let delivered = live.delivered.load(Relaxed);
-    format!(
-        "s sent {} delivered {}/{} reconnected {}",
+    let mut line = format!(
+        "s sent {} delivered {}/{}",
         live.sent.load(Relaxed),
-        delivered,
-        expected,
-        live.reconnected.load(Relaxed)
-    )
+        live.delivered.load(Relaxed),
+        live.expected.load(Relaxed),
+    );
+    let reconnected = live.reconnected.load(Relaxed);
+    if reconnected > 0 {
+        line.push_str(&format!(" reconnected {reconnected}"));
+    }
+    line
 }
 
 fn finish(
