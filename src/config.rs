@@ -18,6 +18,12 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Upper bound for timers and intervals (a year): larger values are typos, and would overflow
+/// deadline arithmetic.
+const MAX_SECONDS: u64 = 365 * 24 * 3600;
+/// Upper bound for the history age limit (a thousand years), so it fits in milliseconds as i64.
+const MAX_AGE_SECONDS: u64 = 1000 * MAX_SECONDS;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "chatterbox",
@@ -168,12 +174,24 @@ impl Config {
     /// Checks what clap's per-field parsing cannot: relations and ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn positive(setting: &'static str, value: f64) -> Result<(), ConfigError> {
-            if value.is_finite() && value > 0.0 {
+            if value.is_finite() && value > 0.0 && value <= MAX_SECONDS as f64 {
                 Ok(())
             } else {
                 Err(ConfigError {
                     setting,
-                    reason: format!("must be a positive number of seconds, got {value}"),
+                    reason: format!(
+                        "must be a number of seconds above 0 and at most {MAX_SECONDS}, got {value}"
+                    ),
+                })
+            }
+        }
+        fn at_most(setting: &'static str, value: u64, max: u64) -> Result<(), ConfigError> {
+            if value <= max {
+                Ok(())
+            } else {
+                Err(ConfigError {
+                    setting,
+                    reason: format!("must be at most {max}, got {value}"),
                 })
             }
         }
@@ -190,6 +208,26 @@ impl Config {
         positive("PING_INTERVAL_SECONDS", self.ping_interval_seconds)?;
         positive("SEND_TIMEOUT_SECONDS", self.send_timeout_seconds)?;
         positive("SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds)?;
+        at_most(
+            "HISTORY_MAX_PER_ROOM",
+            self.history_max_per_room,
+            i64::MAX as u64,
+        )?;
+        at_most(
+            "HISTORY_MAX_AGE_SECONDS",
+            self.history_max_age_seconds,
+            MAX_AGE_SECONDS,
+        )?;
+        at_most(
+            "RETENTION_INTERVAL_SECONDS",
+            self.retention_interval_seconds,
+            MAX_SECONDS,
+        )?;
+        at_most(
+            "HISTORY_FLUSH_INTERVAL_MS",
+            self.history_flush_interval_ms,
+            MAX_SECONDS * 1000,
+        )?;
         at_least("MAX_ROOMS", self.max_rooms, 1)?;
         at_least("MAX_ROOMS_PER_CONNECTION", self.max_rooms_per_connection, 1)?;
         at_least("MAX_USER_NAME_CHARS", self.max_user_name_chars, 1)?;
@@ -298,5 +336,22 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(config.validate().unwrap_err().setting, "HISTORY_RING_SIZE");
+
+        let config = Config {
+            history_max_per_room: u64::MAX,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "HISTORY_MAX_PER_ROOM"
+        );
+        let config = Config {
+            ping_interval_seconds: 1e20,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "PING_INTERVAL_SECONDS"
+        );
     }
 }

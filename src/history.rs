@@ -93,12 +93,14 @@ impl HistoryWriter {
 
     /// Waits for room in the queue. Publish while holding the permit, so ids reach the queue
     /// exactly as they were handed out.
+    /// Bounded by the flush timeout: when the store is down for that long, the publisher gets an
+    /// error instead of hanging (and stops answering pings).
     pub async fn reserve(&self) -> Result<AppendPermit<'_>, HistoryError> {
-        self.queue
-            .reserve()
-            .await
-            .map(AppendPermit)
-            .map_err(|_| HistoryError::Closed)
+        match tokio::time::timeout(self.flush_timeout, self.queue.reserve()).await {
+            Ok(Ok(permit)) => Ok(AppendPermit(permit)),
+            Ok(Err(_)) => Err(HistoryError::Closed),
+            Err(_) => Err(HistoryError::Timeout(self.flush_timeout)),
+        }
     }
 
     /// Waits until every message queued so far is committed, so a read of the store sees them.
@@ -218,7 +220,10 @@ pub fn spawn_retention(
                 _ = ticker.tick() => {}
                 _ = stop.changed() => return,
             }
-            let cutoff = max_age.map(|age| crate::protocol::now_ms() - age.as_millis() as i64);
+            let cutoff = max_age.map(|age| {
+                let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+                crate::protocol::now_ms().saturating_sub(age_ms)
+            });
             match store.prune(max_per_room, cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "retention pruned history"),

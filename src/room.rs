@@ -187,6 +187,17 @@ impl Room {
         self.state.lock().presence_frame(&self.name)
     }
 
+    /// The newest `n` messages in memory with ids up to `upto`, oldest first.
+    pub fn latest(&self, n: usize, upto: u64) -> Vec<Arc<ChatRecord>> {
+        let state = self.state.lock();
+        let eligible: Vec<&Arc<ChatRecord>> =
+            state.recent.iter().filter(|m| m.id <= upto).collect();
+        eligible[eligible.len().saturating_sub(n)..]
+            .iter()
+            .map(|m| Arc::clone(m))
+            .collect()
+    }
+
     /// History from memory as of now (used when a store read falls short).
     pub fn history_plan(&self, request: HistoryRequest) -> HistoryPlan {
         self.state.lock().plan_history(request)

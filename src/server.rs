@@ -34,6 +34,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("history writer did not drain within {0:?}: the latest messages may be lost")]
+    HistoryNotDrained(Duration),
 }
 
 /// A server ready to run: store open, writer started.
@@ -128,14 +130,15 @@ impl Server {
                 "sessions did not finish within the grace period"
             );
         }
-        if tokio::time::timeout_at(deadline, writer.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::error!("history writer did not drain within the grace period");
-        }
+        // The writer gets a grace period of its own: slow sessions must not eat into the time that
+        // makes every accepted message durable.
+        let drained = tokio::time::timeout(grace, writer.shutdown()).await.is_ok();
         for task in background.into_iter().chain(metrics_server) {
             task.abort();
+        }
+        if !drained {
+            tracing::error!("history writer did not drain within the grace period");
+            return Err(ServerError::HistoryNotDrained(grace));
         }
         tracing::info!("stopped");
         Ok(())

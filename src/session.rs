@@ -26,6 +26,9 @@ use crate::protocol::{
 use crate::room::{HistoryPlan, HistoryRequest, Room};
 use crate::telemetry::CloseReason;
 
+/// Longest a close frame may take to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 type FeedItem = (Arc<str>, Result<Frame, BroadcastStreamRecvError>);
 
 /// Runs a connection until it ends, then leaves every room it was in.
@@ -117,7 +120,11 @@ impl Session {
                 ))
                 .await?;
             }
-            Message::Close(_) => return Err(CloseReason::ClientClose),
+            Message::Close(_) => {
+                // tungstenite has queued the close reply; send it to complete the handshake.
+                let _ = self.flush().await;
+                return Err(CloseReason::ClientClose);
+            }
             Message::Ping(_) | Message::Pong(_) => {}
         }
         self.flush().await
@@ -221,13 +228,18 @@ impl Session {
             resume_max: config.resume_max_messages,
         };
         if let Some(joined) = self.joined.get(&name) {
-            // Joining twice is harmless: announce nothing, answer a resume request as asked
-            // (the client de-duplicates by id), and confirm with the current presence.
+            // Joining twice is harmless: announce nothing, answer a resume request as asked, and
+            // confirm with the current presence. Live frames already covered by the history are
+            // then skipped, so nothing arrives twice.
             let room = joined.room.clone();
             let mut frames = Vec::with_capacity(2);
             if since.is_some() {
                 let plan = room.history_plan(request);
-                frames.extend(history_frame(&self.app, &room, plan, true).await);
+                let (history, last_sent) = history_frame(&self.app, &room, plan, true).await;
+                frames.extend(history);
+                if let Some(joined) = self.joined.get_mut(&name) {
+                    joined.last_id = joined.last_id.max(last_sent);
+                }
             }
             frames.push(room.presence_frame());
             return Ok(frames);
@@ -263,7 +275,9 @@ impl Session {
         self.app.metrics.room_joins.increment(1);
 
         let mut frames = Vec::with_capacity(2);
-        frames.extend(history_frame(&self.app, &room, subscription.history, since.is_some()).await);
+        let (history, _) =
+            history_frame(&self.app, &room, subscription.history, since.is_some()).await;
+        frames.extend(history);
         frames.push(subscription.presence);
         Ok(frames)
     }
@@ -428,15 +442,21 @@ impl Session {
             code,
             reason: Utf8Bytes::from(truncate_reason(reason)),
         };
-        let timeout = self.app.config.send_timeout();
+        // A peer that is not reading must not hold up shutdown for a whole send timeout.
+        let timeout = self.app.config.send_timeout().min(CLOSE_TIMEOUT);
         let _ = tokio::time::timeout(timeout, self.socket.send(Message::Close(Some(frame)))).await;
         outcome
     }
 }
 
 /// The `history` frame for a join: sent when there are messages, or always for a resume (so the
-/// client learns whether it `recovered`).
-async fn history_frame(app: &App, room: &Room, plan: HistoryPlan, resume: bool) -> Option<Frame> {
+/// client learns whether it `recovered`), with the id of the last message in it (0 if none).
+async fn history_frame(
+    app: &App,
+    room: &Room,
+    plan: HistoryPlan,
+    resume: bool,
+) -> (Option<Frame>, u64) {
     let (messages, recovered) = match plan {
         HistoryPlan::Ready {
             messages,
@@ -444,7 +464,10 @@ async fn history_frame(app: &App, room: &Room, plan: HistoryPlan, resume: bool) 
         } => (messages, recovered),
         HistoryPlan::FromStore { after, upto } => history_from_store(app, room, after, upto).await,
     };
-    (resume || !messages.is_empty()).then(|| Frame::history(room.name(), &messages, recovered))
+    let last_sent = messages.last().map_or(0, |m| m.id);
+    let frame =
+        (resume || !messages.is_empty()).then(|| Frame::history(room.name(), &messages, recovered));
+    (frame, last_sent)
 }
 
 /// Reads a resume range from the store. If the store cannot serve all of it (pruned, or
@@ -464,18 +487,8 @@ async fn history_from_store(
         Some(records) if records.len() as u64 == upto - after => {
             (records.into_iter().map(Arc::new).collect(), Some(true))
         }
-        _ => {
-            let request = HistoryRequest {
-                since: None,
-                max_history: app.config.max_history,
-                resume_max: 0,
-            };
-            // The subscription already exists; this only reads the ring.
-            let HistoryPlan::Ready { messages, .. } = room.history_plan(request) else {
-                unreachable!("a plain history request is always served from memory")
-            };
-            (messages, Some(false))
-        }
+        // Only up to `upto`: later messages reach the client live, through its subscription.
+        _ => (room.latest(app.config.max_history, upto), Some(false)),
     }
 }
 

@@ -70,3 +70,18 @@ async fn a_bad_setting_exits_nonzero_naming_it() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("ROOM_SHARDS"));
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start().await;
+    let mut alice = server.connect("alice").await;
+    alice.join("r").await;
+    alice.ws.close(None).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), alice.ws.next())
+        .await
+        .expect("a reply to the close");
+    assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
+    server.shutdown().await;
+}
