@@ -118,7 +118,8 @@ impl SqliteStore {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<ChatRecord>, StoreError> {
-        let before = before.map_or(i64::MAX, |id| id as i64);
+        // Ids above i64::MAX cannot exist; treat such a `before` as "the newest".
+        let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
         let rows = sqlx::query(
             "SELECT id, user_name, text, created_at_ms FROM messages \
              WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",

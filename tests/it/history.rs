@@ -226,6 +226,14 @@ async fn rest_pages_backwards_through_history_of_empty_rooms_too() {
     assert_eq!(ids(&page["messages"]), (1..=5).collect::<Vec<_>>());
     let (_, page) = server.get_json("/api/rooms/unknown/messages").await;
     assert_eq!(page["messages"], json!([]));
+    let (_, page) = server
+        .get_json("/api/rooms/archive/messages?before=18446744073709551615&limit=2")
+        .await;
+    assert_eq!(
+        ids(&page["messages"]),
+        vec![24, 25],
+        "a huge `before` means the newest"
+    );
     for bad in ["?limit=0", "?limit=100000", "?before=abc"] {
         let (status, body) = server
             .get_json(&format!("/api/rooms/archive/messages{bad}"))
