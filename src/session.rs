@@ -38,6 +38,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, user: Arc<str>) {
     app.metrics.connections_opened.increment(1);
     app.metrics.connections_open.increment(1.0);
     let shutdown = app.shutdown.clone();
+    let app_send_timeout = app.config.send_timeout();
     let mut session = Session {
         app,
         user,
@@ -46,6 +47,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, user: Arc<str>) {
         joined: HashMap::new(),
         last_heard: Instant::now(),
         shutdown,
+        send_timeout: app_send_timeout,
     };
     let reason = session.serve().await;
     session.leave_all();
@@ -63,6 +65,8 @@ struct Session {
     joined: HashMap<Arc<str>, Joined>,
     last_heard: Instant,
     shutdown: watch::Receiver<bool>,
+    /// SEND_TIMEOUT_SECONDS, converted once.
+    send_timeout: Duration,
 }
 
 struct Joined {
@@ -341,13 +345,17 @@ impl Session {
         let max_batch = self.app.config.max_batch_frames;
         let mut delivered = 0usize;
         let mut oldest: Option<Instant> = None;
+        // One deadline for the whole batch: no clock read per frame.
+        let deadline = tokio::time::Instant::now() + self.send_timeout;
         let mut next = Some(first);
         while let Some((room, item)) = next {
-            for frame in self.frames_for(&room, item) {
+            for frame in self.frames_for(&room, item).into_iter().flatten() {
+                // Latency is sampled from room frames (chat, join, leave), not from the gap and
+                // presence frames this session made itself.
                 if frame.chat_id != 0 || oldest.is_none() {
                     oldest = Some(oldest.map_or(frame.published_at, |t| t.min(frame.published_at)));
                 }
-                self.write_frame(&frame).await?;
+                self.write_by(Message::Text(frame.text), deadline).await?;
                 delivered += 1;
             }
             if delivered >= max_batch {
@@ -368,20 +376,21 @@ impl Session {
 
     /// What to write for one item of a room's feed: the frame itself, nothing (a chat frame the
     /// client was already told it missed), or — after a lag — a gap frame and fresh presence.
+    /// A fixed-size array, not a Vec: this runs once per delivery.
     fn frames_for(
         &mut self,
         room: &Arc<str>,
         item: Result<Frame, BroadcastStreamRecvError>,
-    ) -> Vec<Frame> {
+    ) -> [Option<Frame>; 2] {
         let Some(joined) = self.joined.get_mut(room) else {
-            return Vec::new();
+            return [None, None];
         };
         match item {
-            Ok(frame) if frame.chat_id == 0 => vec![frame],
-            Ok(frame) if frame.chat_id <= joined.last_id => Vec::new(),
+            Ok(frame) if frame.chat_id == 0 => [Some(frame), None],
+            Ok(frame) if frame.chat_id <= joined.last_id => [None, None],
             Ok(frame) => {
                 joined.last_id = frame.chat_id;
-                vec![frame]
+                [Some(frame), None]
             }
             Err(BroadcastStreamRecvError::Lagged(lost)) => {
                 let metrics = &self.app.metrics;
@@ -390,13 +399,10 @@ impl Session {
                 // Skip to the live edge: everything up to the room's last id is reported as
                 // missed (and skipped if still buffered), so the client catches up at once.
                 let upto = joined.room.last_id();
-                let mut frames = Vec::with_capacity(2);
-                if upto > joined.last_id {
-                    frames.push(Frame::gap(room, joined.last_id + 1, upto));
-                    joined.last_id = upto;
-                }
-                frames.push(joined.room.presence_frame());
-                frames
+                let gap =
+                    (upto > joined.last_id).then(|| Frame::gap(room, joined.last_id + 1, upto));
+                joined.last_id = joined.last_id.max(upto);
+                [gap, Some(joined.room.presence_frame())]
             }
         }
     }
@@ -413,8 +419,16 @@ impl Session {
 
     /// Queues a message in the socket's write buffer (it writes only when the buffer is full).
     async fn write(&mut self, message: Message) -> Result<(), CloseReason> {
-        let timeout = self.app.config.send_timeout();
-        match tokio::time::timeout(timeout, self.socket.feed(message)).await {
+        let deadline = tokio::time::Instant::now() + self.send_timeout;
+        self.write_by(message, deadline).await
+    }
+
+    async fn write_by(
+        &mut self,
+        message: Message,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), CloseReason> {
+        match tokio::time::timeout_at(deadline, self.socket.feed(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(CloseReason::Reset),
             Err(_) => Err(self.slow_client()),
@@ -422,8 +436,7 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), CloseReason> {
-        let timeout = self.app.config.send_timeout();
-        match tokio::time::timeout(timeout, self.socket.flush()).await {
+        match tokio::time::timeout(self.send_timeout, self.socket.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(CloseReason::Reset),
             Err(_) => Err(self.slow_client()),
