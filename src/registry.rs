@@ -22,13 +22,6 @@ pub enum JoinError {
     TooManyRooms(usize),
 }
 
-/// A membership that [`RoomRegistry::join`] granted.
-pub struct Membership {
-    pub room: Arc<Room>,
-    /// True when this is the user's first connection in the room (announce the join).
-    pub first_for_user: bool,
-}
-
 /// One shard: a sync lock, never held across `.await`; each critical section is a map operation.
 type Shard = RwLock<HashMap<Arc<str>, Arc<Room>>>;
 
@@ -70,8 +63,9 @@ impl RoomRegistry {
         &self.shards[hash & (self.shards.len() - 1)]
     }
 
-    /// Adds one connection of `user` to `name`, creating the room if needed.
-    pub fn join(&self, name: &str, user: &Arc<str>) -> Result<Membership, JoinError> {
+    /// Admits a join to `name`, creating the room if needed. The room stays alive until the join
+    /// completes with [`Room::subscribe`] or is withdrawn with [`RoomRegistry::abandon_join`].
+    pub fn join(&self, name: &str) -> Result<Arc<Room>, JoinError> {
         let mut shard = self.shard(name).write();
         let room = match shard.get(name) {
             Some(room) => room.clone(),
@@ -92,18 +86,31 @@ impl RoomRegistry {
                 room
             }
         };
-        let first_for_user = room.add_member(user);
-        Ok(Membership {
-            room,
-            first_for_user,
-        })
+        room.reserve_join();
+        Ok(room)
     }
 
-    /// Removes one connection of `user` from `room`, announcing the leave when it was their last
-    /// (and `announce` is set), and removes the room when it is empty.
-    pub fn leave(&self, room: &Arc<Room>, user: &str, announce: bool) {
+    /// Withdraws a join admitted by [`RoomRegistry::join`] that could not complete.
+    pub fn abandon_join(&self, room: &Arc<Room>) {
         let mut shard = self.shard(room.name()).write();
-        let now_empty = room.remove_member(user, announce);
+        let now_empty = room.abandon_join();
+        self.remove_if_empty(&mut shard, room, now_empty);
+    }
+
+    /// Removes one connection of `user` from `room`, announcing the leave when it was their last,
+    /// and removes the room when it is empty.
+    pub fn leave(&self, room: &Arc<Room>, user: &str) {
+        let mut shard = self.shard(room.name()).write();
+        let now_empty = room.remove_member(user);
+        self.remove_if_empty(&mut shard, room, now_empty);
+    }
+
+    fn remove_if_empty(
+        &self,
+        shard: &mut HashMap<Arc<str>, Arc<Room>>,
+        room: &Arc<Room>,
+        now_empty: bool,
+    ) {
         // Only remove the map entry if it still is this room (it always is while we are a
         // member, but a stale handle must never remove a successor).
         if now_empty
@@ -141,9 +148,18 @@ impl RoomRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::room::HistoryRequest;
 
     fn registry(max_rooms: usize) -> RoomRegistry {
         RoomRegistry::new(8, max_rooms, 16, 16, Metrics::new())
+    }
+
+    fn request() -> HistoryRequest {
+        HistoryRequest {
+            since: None,
+            max_history: 0,
+            resume_max: 0,
+        }
     }
 
     #[test]
@@ -152,9 +168,13 @@ mod tests {
         let alice: Arc<str> = "alice".into();
         for i in 0..10_000 {
             let name = format!("room-{}", i % 37);
-            let membership = registry.join(&name, &alice).unwrap();
-            assert!(membership.first_for_user);
-            registry.leave(&membership.room, &alice, true);
+            let room = registry.join(&name).unwrap();
+            if i % 2 == 0 {
+                room.subscribe(&alice, request());
+                registry.leave(&room, &alice);
+            } else {
+                registry.abandon_join(&room);
+            }
         }
         assert_eq!(registry.room_count(), 0);
         assert!(registry.rooms().is_empty());
@@ -164,20 +184,31 @@ mod tests {
     fn presence_is_per_user_and_max_rooms_is_exact() {
         let registry = registry(2);
         let alice: Arc<str> = "alice".into();
-        let a1 = registry.join("a", &alice).unwrap();
-        let a2 = registry.join("a", &alice).unwrap();
-        assert!(a1.first_for_user);
-        assert!(!a2.first_for_user);
-        assert_eq!(a1.room.users(), vec!["alice".to_string()]);
-        registry.join("b", &alice).unwrap();
-        assert_eq!(
-            registry.join("c", &alice).err(),
-            Some(JoinError::TooManyRooms(2))
+        let a = registry.join("a").unwrap();
+        assert!(a.users().is_empty(), "not a member until subscribed");
+        let mut first = a.subscribe(&alice, request());
+        registry.join("a").unwrap().subscribe(&alice, request());
+        assert_eq!(a.users(), vec!["alice".to_string()]);
+        let watcher: Arc<str> = "watcher".into();
+        let mut watching = registry.join("a").unwrap().subscribe(&watcher, request());
+        assert!(
+            first.receiver.try_recv().is_ok(),
+            "the watcher's join was announced"
         );
-        registry.leave(&a1.room, &alice, true);
-        assert_eq!(registry.room_count(), 2, "second tab still in room a");
-        registry.leave(&a2.room, &alice, true);
-        assert_eq!(registry.room_count(), 1);
-        assert!(registry.join("c", &alice).is_ok());
+        registry.join("b").unwrap();
+        assert_eq!(registry.join("c").err(), Some(JoinError::TooManyRooms(2)));
+        registry.leave(&a, &alice);
+        assert!(
+            watching.receiver.try_recv().is_err(),
+            "second tab still in room a: no leave"
+        );
+        registry.leave(&a, &alice);
+        assert!(
+            watching.receiver.try_recv().is_ok(),
+            "last tab gone: leave announced"
+        );
+        registry.leave(&a, &watcher);
+        assert_eq!(registry.room_count(), 1, "b is reserved, a is gone");
+        assert!(registry.join("c").is_ok());
     }
 }

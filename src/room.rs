@@ -59,6 +59,9 @@ pub struct Room {
 struct RoomState {
     /// Connections per user: presence is per user, not per socket.
     members: HashMap<Arc<str>, u32>,
+    /// Joins admitted by the registry that have not subscribed yet (their history is loading);
+    /// they keep the room alive but are not members, so nothing is announced before they are.
+    pending_joins: u32,
     last_id: u64,
     recent: VecDeque<Arc<ChatRecord>>,
 }
@@ -109,36 +112,41 @@ impl Room {
             .map(|_| ())
     }
 
-    /// Adds one connection of `user`; returns true when it is the user's first in this room.
-    pub(crate) fn add_member(&self, user: &Arc<str>) -> bool {
-        let mut state = self.state.lock();
-        let count = state.members.entry(user.clone()).or_insert(0);
-        *count += 1;
-        *count == 1
+    /// Admits a join that will subscribe once the room is loaded (see [`Room::subscribe`]).
+    pub(crate) fn reserve_join(&self) {
+        self.state.lock().pending_joins += 1;
     }
 
-    /// Removes one connection of `user`. When it was their last, announces `leave` if asked to
-    /// (a join that never completed was never announced). Returns whether the room is now empty.
-    pub(crate) fn remove_member(&self, user: &str, announce: bool) -> bool {
+    /// Withdraws a reserved join that could not complete. Returns whether the room is now empty.
+    pub(crate) fn abandon_join(&self) -> bool {
         let mut state = self.state.lock();
-        let Some(count) = state.members.get_mut(user) else {
-            return state.members.is_empty();
-        };
-        *count -= 1;
-        if *count == 0 {
-            state.members.remove(user);
-            if announce {
+        state.pending_joins -= 1;
+        state.is_empty()
+    }
+
+    /// Removes one connection of `user`, announcing `leave` when it was their last. Returns whether
+    /// the room is now empty.
+    pub(crate) fn remove_member(&self, user: &str) -> bool {
+        let mut state = self.state.lock();
+        if let Some(count) = state.members.get_mut(user) {
+            *count -= 1;
+            if *count == 0 {
+                state.members.remove(user);
                 let _ = self.sender.send(Frame::leave(&self.name, user));
             }
         }
-        state.members.is_empty()
+        state.is_empty()
     }
 
-    /// Subscribes a joined connection: announces the join (first connection of the user only),
-    /// then subscribes and snapshots history at the same instant.
-    pub fn subscribe(&self, user: &str, announce: bool, request: HistoryRequest) -> Subscription {
-        let state = self.state.lock();
-        if announce {
+    /// Completes a reserved join: adds the connection as a member, announces the join if it is the
+    /// user's first connection here, then subscribes and snapshots history — all at one instant,
+    /// so membership, announcements and history agree.
+    pub fn subscribe(&self, user: &Arc<str>, request: HistoryRequest) -> Subscription {
+        let mut state = self.state.lock();
+        state.pending_joins -= 1;
+        let connections = state.members.entry(user.clone()).or_insert(0);
+        *connections += 1;
+        if *connections == 1 {
             // Sent before subscribing, so the joiner does not receive its own join.
             let _ = self.sender.send(Frame::join(&self.name, user));
         }
@@ -218,6 +226,10 @@ impl Room {
 }
 
 impl RoomState {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.pending_joins == 0
+    }
+
     fn presence_frame(&self, room: &str) -> Frame {
         let mut users: Vec<&str> = self.members.keys().map(|u| &**u).collect();
         users.sort_unstable();

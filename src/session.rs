@@ -258,15 +258,14 @@ impl Session {
             )
             .in_room(&name));
         }
-        let membership = self.app.registry.join(&name, &self.user).map_err(|e| {
+        let room = self.app.registry.join(&name).map_err(|e| {
             ProtocolError::new(ErrorCode::TooManyRooms, e.to_string()).in_room(&name)
         })?;
-        let room = membership.room;
         if let Err(error) = room.ensure_loaded(&self.app.store, &self.app.history).await {
-            self.app.registry.leave(&room, &self.user, false);
+            self.app.registry.abandon_join(&room);
             return Err(history_unavailable(error).in_room(&name));
         }
-        let subscription = room.subscribe(&self.user, membership.first_for_user, request);
+        let subscription = room.subscribe(&self.user, request);
         self.feeds
             .insert(name.clone(), BroadcastStream::new(subscription.receiver));
         self.joined.insert(
@@ -327,14 +326,14 @@ impl Session {
             return Err(not_member(&name));
         };
         self.feeds.remove(&name);
-        self.app.registry.leave(&joined.room, &self.user, true);
+        self.app.registry.leave(&joined.room, &self.user);
         self.app.metrics.room_leaves.increment(1);
         Ok(Vec::new())
     }
 
     fn leave_all(&mut self) {
         for (_, joined) in self.joined.drain() {
-            self.app.registry.leave(&joined.room, &self.user, true);
+            self.app.registry.leave(&joined.room, &self.user);
             self.app.metrics.room_leaves.increment(1);
         }
         self.feeds.clear();
