@@ -371,3 +371,44 @@ async fn write_failures_are_retried_while_chat_keeps_flowing() {
     assert_eq!(ids(&page["messages"]), (1..=51).collect::<Vec<_>>());
     server.signal_and_wait("TERM").await;
 }
+
+/// A client resuming from an id the room never had (the store was reset) is told it did not
+/// recover, and gets the latest messages.
+#[tokio::test]
+async fn resume_from_the_future_is_not_recovered() {
+    let server = TestServer::start_with(|c| c.max_history = 3).await;
+    send_and_confirm(&server.ws_url("alice"), "r", 5).await;
+    let mut bob = server.connect("bob").await;
+    bob.send(json!({"type":"join","room":"r","since":99})).await;
+    let history = bob.recv_type("history").await;
+    assert_eq!(history["recovered"], false);
+    assert_eq!(ids(&history["messages"]), vec![3, 4, 5]);
+    server.shutdown().await;
+}
+
+/// A client that stopped reading cannot hold up shutdown long enough to lose messages.
+#[tokio::test]
+async fn sigterm_with_a_stalled_client_still_flushes_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = ServerProcess::spawn(&db, 0, &[("SHUTDOWN_GRACE_SECONDS", "3")]).await;
+    let mut stalled = TestClient::connect(&server.ws_url("stalled")).await;
+    stalled.join("r").await; // ...and never reads again
+    let mut writer = TestClient::connect(&server.ws_url("writer")).await;
+    writer.join("r").await;
+    let text = "y".repeat(3000);
+    // ~9 MB: more than the stalled client's socket buffers hold, so its session blocks in a write.
+    // The writer reads its echoes as it goes, so only the stalled client falls behind.
+    for id in 1..=3000u64 {
+        writer.chat("r", &text).await;
+        assert_eq!(writer.recv_type("chat").await["id"], id);
+    }
+    let status = server.signal_and_wait("TERM").await;
+    assert!(status.success(), "exit status {status}");
+    drop(stalled);
+
+    let server = ServerProcess::spawn(&db, 0, &[]).await;
+    let page = get_json(&server.url("/api/rooms/r/messages?limit=500")).await;
+    assert_eq!(ids(&page["messages"]), (2501..=3000).collect::<Vec<_>>());
+    server.signal_and_wait("TERM").await;
+}
