@@ -44,6 +44,17 @@ let browser;
 /** Set while the server is stopped by a test, so that a failing test does not leave it down. */
 let startAgainAfterFailure = null;
 
+/** Two signed-in pages, alice's and bob's, both in `room`. */
+async function aliceAndBobIn(open, room) {
+  const alice = await open();
+  await signIn(alice, 'alice');
+  await joinRoom(alice, room, { me: 'alice' });
+  const bob = await open();
+  await signIn(bob, 'bob');
+  await joinRoom(bob, room, { me: 'bob' });
+  return [alice, bob];
+}
+
 /** SIGTERM and wait for the exit; returns a function that starts it again on the same port. */
 async function stopServer() {
   const port = server.port;
@@ -315,12 +326,7 @@ describe('chatterbox in a browser', () => {
   });
 
   scenario('after a server restart the page reconnects, rejoins and keeps chatting without duplicates', async ({ open }) => {
-    const alice = await open();
-    await signIn(alice, 'alice');
-    await joinRoom(alice, 'restart-room', { me: 'alice' });
-    const bob = await open();
-    await signIn(bob, 'bob');
-    await joinRoom(bob, 'restart-room', { me: 'bob' });
+    const [alice, bob] = await aliceAndBobIn(open, 'restart-room');
     await send(alice, 'before restart 1');
     await send(bob, 'before restart 2');
     await waitForMessage(alice, 'before restart 2');
@@ -356,12 +362,7 @@ describe('chatterbox in a browser', () => {
   }, { consoleErrors: 'allowed' });
 
   scenario('a page that was away resumes from its last message: missed ones once, no duplicates', async ({ open }) => {
-    const alice = await open();
-    await signIn(alice, 'alice');
-    await joinRoom(alice, 'resume-room', { me: 'alice' });
-    const bob = await open();
-    await signIn(bob, 'bob');
-    await joinRoom(bob, 'resume-room', { me: 'bob' });
+    const [alice, bob] = await aliceAndBobIn(open, 'resume-room');
     await send(bob, 'r1');
     await waitForMessage(alice, 'r1');
 

@@ -269,11 +269,8 @@ fn scripted_series_visible(e: &Exposition) -> bool {
             .contains_key("chatterbox_history_rows_written_total")
 }
 
-// -------------------------------------------------------------------------------------------
-// Tests that need no external binary
-
-#[tokio::test]
-async fn exposition_matches_metric_contract() {
+/// The `/metrics` body of a fresh server once the scripted traffic's series are visible.
+async fn scripted_exposition() -> String {
     let server = TestServer::start().await;
     let (alice, bob) = scripted_traffic(&server).await;
     let body = scrape_until(
@@ -284,6 +281,15 @@ async fn exposition_matches_metric_contract() {
     .await;
     drop((alice, bob));
     server.shutdown().await;
+    body
+}
+
+// -------------------------------------------------------------------------------------------
+// Tests that need no external binary
+
+#[tokio::test]
+async fn exposition_matches_metric_contract() {
+    let body = scripted_exposition().await;
 
     let e = parse_exposition(&body);
     let mut problems = Vec::new();
@@ -462,16 +468,7 @@ async fn promtool_check_metrics() {
     let Some(promtool) = tool_from_env("PROMTOOL_BIN", "promtool_check_metrics") else {
         return;
     };
-    let server = TestServer::start().await;
-    let (alice, bob) = scripted_traffic(&server).await;
-    let body = scrape_until(
-        &server,
-        "the scripted traffic's series",
-        scripted_series_visible,
-    )
-    .await;
-    drop((alice, bob));
-    server.shutdown().await;
+    let body = scripted_exposition().await;
 
     let (ok, report) = tokio::task::spawn_blocking(move || {
         run_promtool(&promtool, &["check", "metrics"], Some(body))
