@@ -298,11 +298,6 @@ impl Config {
     pub fn history_flush_interval(&self) -> Duration {
         Duration::from_millis(self.history_flush_interval_ms)
     }
-
-    /// Recent messages kept per room: enough for MAX_HISTORY and for short resumes.
-    pub fn ring_capacity(&self) -> usize {
-        self.history_ring_size.max(self.max_history)
-    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub enum HistoryError {
     Closed,
     #[error("history store did not catch up within {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 enum Command {

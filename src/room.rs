@@ -89,27 +89,22 @@ impl Room {
         store: &Store,
         writer: &HistoryWriter,
     ) -> Result<(), HistoryError> {
-        self.loaded
+        let loaded = self
+            .loaded
             .get_or_try_init(|| async {
                 writer.flush().await?;
-                let last_id = store.last_id(&self.name).await.map_err(|e| {
-                    tracing::warn!(error = %e, room = %self.name, "loading room history failed");
-                    HistoryError::Closed
-                })?;
-                let recent = store
-                    .latest(&self.name, self.ring_capacity)
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, room = %self.name, "loading room history failed");
-                        HistoryError::Closed
-                    })?;
+                let last_id = store.last_id(&self.name).await?;
+                let recent = store.latest(&self.name, self.ring_capacity).await?;
                 let mut state = self.state.lock();
                 state.last_id = state.last_id.max(last_id);
                 state.recent = recent.into_iter().map(Arc::new).collect();
-                Ok(())
+                Ok::<(), HistoryError>(())
             })
-            .await
-            .map(|_| ())
+            .await;
+        if let Err(e) = &loaded {
+            tracing::warn!(error = %e, room = %self.name, "loading room history failed");
+        }
+        loaded.map(|_| ())
     }
 
     /// Admits a join that will subscribe once the room is loaded (see [`Room::subscribe`]).

@@ -70,7 +70,7 @@ impl Server {
             config.resolved_room_shards(),
             config.max_rooms,
             config.room_channel_capacity,
-            config.ring_capacity(),
+            config.history_ring_size, // validated ≥ MAX_HISTORY
             metrics.clone(),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -531,8 +531,13 @@ fn not_member(room: &Arc<str>) -> ProtocolError {
 }
 
 fn history_unavailable(error: HistoryError) -> ProtocolError {
+    // Store errors are logged where they happen; clients are not shown database internals.
+    let why = match error {
+        HistoryError::Store(_) => "the history store failed".to_string(),
+        other => other.to_string(),
+    };
     ProtocolError::new(
         ErrorCode::HistoryUnavailable,
-        format!("message history is unavailable, try again: {error}"),
+        format!("message history is unavailable, try again: {why}"),
     )
 }

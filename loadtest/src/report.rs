@@ -213,6 +213,11 @@ fn write_run(out: &mut String, r: &RunResult) {
     );
 }
 
+/// One row of the resources table: a label, then the loadtest's and the server's value.
+fn resource_row(out: &mut String, label: &str, loadtest: String, server: String) {
+    let _ = writeln!(out, "{label:<28} {loadtest:>14} {server:>14}");
+}
+
 fn write_resources(out: &mut String, res: &Resources, rate: f64) {
     let opt =
         |v: Option<f64>, digits: usize| v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
@@ -224,33 +229,29 @@ fn write_resources(out: &mut String, res: &Resources, rate: f64) {
         "loadtest",
         "server"
     );
-    let _ = writeln!(
+    resource_row(
         out,
-        "{:<28} {:>14} {:>14}",
         "CPU seconds in window",
         format!("{:.2}", res.loadtest_cpu_secs),
-        opt(res.server_cpu_secs, 2)
+        opt(res.server_cpu_secs, 2),
     );
-    let _ = writeln!(
+    resource_row(
         out,
-        "{:<28} {:>14} {:>14}",
         "CPU % of one core",
         format!("{:.1}", res.loadtest_cpu_percent),
-        opt(res.server_cpu_percent, 1)
+        opt(res.server_cpu_percent, 1),
     );
-    let _ = writeln!(
+    resource_row(
         out,
-        "{:<28} {:>14} {:>14}",
         "CPU µs per delivery",
         opt(res.loadtest_cpu_us_per_delivery, 2),
-        opt(res.server_cpu_us_per_delivery, 2)
+        opt(res.server_cpu_us_per_delivery, 2),
     );
-    let _ = writeln!(
+    resource_row(
         out,
-        "{:<28} {:>14} {:>14}",
         "RSS per connection",
         kib(res.loadtest_rss_per_connection_bytes),
-        kib(res.server_rss_per_connection_bytes)
+        kib(res.server_rss_per_connection_bytes),
     );
     if let (Some(before), Some(after)) = (res.server_rss_before_bytes, res.server_rss_after_bytes) {
         let _ = writeln!(

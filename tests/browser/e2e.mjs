@@ -55,6 +55,21 @@ async function aliceAndBobIn(open, room) {
   return [alice, bob];
 }
 
+/**
+ * Restarts the server while `away`'s browser is offline (it saw the server stop first, so the page
+ * knows it is disconnected), and waits until `present` (signed in as `presentName`) is back
+ * online and in its room again.
+ */
+async function restartWhileAway(away, present, presentName) {
+  const startAgain = await stopServer();
+  await waitForConnection(away, 'reconnecting');
+  await away.context().setOffline(true);
+  await waitForConnection(away, 'offline');
+  await startAgain();
+  await waitForConnection(present, 'online', RECONNECT_TIMEOUT);
+  await presenceItem(present, presentName).waitFor({ timeout: UI_TIMEOUT });
+}
+
 /** SIGTERM and wait for the exit; returns a function that starts it again on the same port. */
 async function stopServer() {
   const port = server.port;
@@ -368,13 +383,7 @@ describe('chatterbox in a browser', () => {
 
     // The server stops; alice's browser then goes offline, so she cannot come back when the
     // server does. (Going offline first would hide the close from the page: a half-open socket.)
-    let startAgain = await stopServer();
-    await waitForConnection(alice, 'reconnecting');
-    await alice.context().setOffline(true);
-    await waitForConnection(alice, 'offline');
-    await startAgain();
-    await waitForConnection(bob, 'online', RECONNECT_TIMEOUT);
-    await presenceItem(bob, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    await restartWhileAway(alice, bob, 'bob');
     await send(bob, 'r2');
     await send(bob, 'r3');
     await waitForMessage(bob, 'r3');
@@ -389,13 +398,7 @@ describe('chatterbox in a browser', () => {
 
     // Away for longer than the server keeps for a resume (RESUME_MAX_MESSAGES=5): the page says
     // that messages may be missing and shows the latest ones instead.
-    startAgain = await stopServer();
-    await waitForConnection(alice, 'reconnecting');
-    await alice.context().setOffline(true);
-    await waitForConnection(alice, 'offline');
-    await startAgain();
-    await waitForConnection(bob, 'online', RECONNECT_TIMEOUT);
-    await presenceItem(bob, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    await restartWhileAway(alice, bob, 'bob');
     for (let i = 4; i <= 10; i += 1) await send(bob, `r${i}`);
     await waitForMessage(bob, 'r10');
     await alice.context().setOffline(false);
