@@ -412,3 +412,46 @@ async fn sigterm_with_a_stalled_client_still_flushes_everything() {
     assert_eq!(ids(&page["messages"]), (2501..=3000).collect::<Vec<_>>());
     server.signal_and_wait("TERM").await;
 }
+
+/// Creating a room waits for the writer to commit what it had queued (so ids are never reused);
+/// while the store is locked that wait is bounded and the joiner gets a clear error, not a hang.
+#[tokio::test]
+async fn a_join_that_needs_a_blocked_store_gets_history_unavailable() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let env = [
+        ("SQLITE_BUSY_TIMEOUT_MS", "20"),
+        ("SHUTDOWN_GRACE_SECONDS", "1"),
+    ];
+    let server = ServerProcess::spawn(&db, 0, &env).await;
+    let mut member = TestClient::connect(&server.ws_url("member")).await;
+    member.join("busy").await;
+
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    member.chat("busy", "queued, not yet stored").await;
+    member.recv_type("chat").await;
+
+    let mut joiner = TestClient::connect(&server.ws_url("joiner")).await;
+    joiner.send(json!({"type":"join","room":"new-room"})).await;
+    let error = joiner.recv().await;
+    assert_eq!(error["code"], "history_unavailable", "{error}");
+    assert_eq!(error["room"], "new-room");
+    assert!(
+        !error["message"].as_str().unwrap().contains("database"),
+        "{error}"
+    );
+
+    // Once the lock is gone, the same join succeeds.
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    joiner.join("new-room").await;
+    drop((member, joiner));
+    assert!(server.signal_and_wait("TERM").await.success());
+}
