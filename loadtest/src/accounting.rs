@@ -84,6 +84,15 @@ pub struct Counters {
     /// close frame of its own (RFC 6455 §5.5.1 asks for one). The cycle still
     /// counts; this only records the server's manners.
     pub unclean_closes: u64,
+    /// Joins scenario: joins scheduled in the measured window.
+    pub joins_scheduled: u64,
+    /// Of those, joins acknowledged by our `presence` (and, when history was
+    /// seeded, preceded by a `history` frame); these are in the join histogram.
+    pub joins_completed: u64,
+    /// Of those, joins whose reply carried a `history` frame for the room.
+    pub joins_with_history: u64,
+    /// Chat messages in those `history` frames, summed.
+    pub history_messages: u64,
     /// Failures by kind: `connect:refused`, `join:timeout`, `server:<code>`, …
     pub errors: BTreeMap<String, u64>,
 }
@@ -101,6 +110,10 @@ impl Counters {
         self.disconnects += other.disconnects;
         self.churn_cycles += other.churn_cycles;
         self.unclean_closes += other.unclean_closes;
+        self.joins_scheduled += other.joins_scheduled;
+        self.joins_completed += other.joins_completed;
+        self.joins_with_history += other.joins_with_history;
+        self.history_messages += other.history_messages;
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += n;
         }
@@ -209,6 +222,8 @@ mod tests {
         let mut other = Counters {
             sent: 1,
             expected: 2,
+            joins_completed: 3,
+            history_messages: 150,
             ..Counters::default()
         };
         other.arrival(&mut OrderTracker::default(), None);
@@ -220,5 +235,6 @@ mod tests {
         assert_eq!(c.lost(), 1);
         assert_eq!(c.errors["server:rate_limited"], 2);
         assert_eq!(c.total_errors(), 3);
+        assert_eq!((c.joins_completed, c.history_messages), (3, 150));
     }
 }

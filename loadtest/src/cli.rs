@@ -22,13 +22,16 @@ pub enum Scenario {
     Churn,
     /// All clients drop at once and reconnect; measures reconnect + join time.
     ReconnectStorm,
+    /// Open-loop joins at --join-rate into rooms seeded with history, by a pool
+    /// of --clients connected clients (join → history + presence → leave, reused).
+    Joins,
 }
 
 /// Which load axis `--slo` searches over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SloAxis {
-    /// Messages per second per publisher.
+    /// Messages per second per publisher (`joins`: joins per second, --join-rate).
     Rate,
     /// Members per room.
     Members,
@@ -38,7 +41,10 @@ pub enum SloAxis {
 ///
 /// Every delivery at every receiver is timed from the message's *scheduled*
 /// send time on a fixed open-loop schedule, so a server stall shows up in the
-/// latency even when it also stalls the sender.
+/// latency even when it also stalls the sender. The `joins` scenario times
+/// joins the same way: from each join's scheduled time to the joiner's
+/// `presence` frame (after its `history`), e.g.
+/// `--scenario joins --join-rate 1000 --seed-history 50`.
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(name = "chatterbox-loadtest", version, about, long_about)]
 pub struct Options {
@@ -50,11 +56,12 @@ pub struct Options {
     #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
     pub scenario: Scenario,
 
-    /// Total WebSocket connections (one user each).
+    /// Total WebSocket connections (one user each). `joins`: the pool of joiners.
     #[arg(long, short = 'c', default_value_t = 100)]
     pub clients: u32,
 
     /// Number of rooms; clients are split evenly. Ignored by `fanout` (always 1).
+    /// `joins`: rooms the joins go to, round-robin (default 1).
     #[arg(long)]
     pub rooms: Option<u32>,
 
@@ -119,6 +126,23 @@ pub struct Options {
     #[arg(long, default_value_t = 1)]
     pub storms: u32,
 
+    /// Joins per second over all rooms (joins scenario), on a fixed open-loop
+    /// schedule: each join is timed from its scheduled time to our `presence`.
+    #[arg(long, default_value_t = 1000.0)]
+    pub join_rate: f64,
+
+    /// Chat messages sent into each room (and echoed back) before the ramp, so
+    /// joins carry a `history` frame. Default: 50 for `joins`, 0 otherwise.
+    #[arg(long)]
+    pub seed_history: Option<u32>,
+
+    /// Joins scenario: no resident member per room. By default the seeding
+    /// connection stays in its room, so the room (and its in-memory history)
+    /// stays alive; without it a join may find the room empty and load its
+    /// history from the store.
+    #[arg(long)]
+    pub no_anchor: bool,
+
     /// Search for the highest load meeting this objective with zero loss, e.g. p99=50ms.
     #[arg(long)]
     pub slo: Option<Slo>,
@@ -174,6 +198,18 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// Chat messages to seed into each room before the run.
+    pub fn seed_history(&self) -> u32 {
+        self.seed_history
+            .unwrap_or(if self.scenario == Scenario::Joins {
+                50
+            } else {
+                0
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +247,19 @@ mod tests {
         let d = Options::default();
         assert_eq!(d.url, "ws://127.0.0.1:8080/ws");
         assert_eq!(d.message_size, 100);
+        assert_eq!(d.seed_history(), 0);
+    }
+
+    #[test]
+    fn joins_seed_history_by_default() {
+        let o =
+            Options::try_parse_from(["x", "--scenario", "joins", "--join-rate", "250"]).unwrap();
+        assert_eq!((o.scenario, o.join_rate), (Scenario::Joins, 250.0));
+        assert_eq!(o.seed_history(), 50);
+        let o =
+            Options::try_parse_from(["x", "--scenario", "joins", "--seed-history", "0"]).unwrap();
+        assert_eq!(o.seed_history(), 0);
+        let o = Options::try_parse_from(["x", "--seed-history", "7"]).unwrap();
+        assert_eq!(o.seed_history(), 7);
     }
 }

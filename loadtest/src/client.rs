@@ -14,7 +14,7 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
-use crate::frame::{classify, Frame};
+use crate::frame::{classify, history_len, Frame};
 
 /// An open client connection.
 pub type Ws = WebSocketStream<TcpStream>;
@@ -195,18 +195,30 @@ pub fn chat_frame(out: &mut String, room: &str, text: &str) {
     out.push_str(r#""}"#);
 }
 
+/// What a join's reply carried besides the acknowledgement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinReply {
+    /// Messages in the `history` frame for the room, if one came before our presence.
+    pub history: Option<u64>,
+}
+
 /// Joins `room` and waits for our `presence` in it, the join acknowledgement.
-/// Frames for other rooms or events (`join` of others, `history`) are skipped.
-pub async fn join(ws: &mut Ws, room: &str, timeout: Duration) -> Result<(), ClientError> {
+/// A `history` frame for the room on the way is noted; frames for other rooms
+/// and others' events (`join`, `leave`) are skipped.
+pub async fn join(ws: &mut Ws, room: &str, timeout: Duration) -> Result<JoinReply, ClientError> {
     ws.send(Message::text(join_frame(room)))
         .await
         .map_err(|e| ClientError::Join(format!("send-{}", short_kind(&e))))?;
+    let mut reply = JoinReply::default();
     let wait = async {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => match classify(t.as_bytes()) {
                     Frame::Presence { room: r } if r.is_none_or(|r| r == room.as_bytes()) => {
-                        return Ok(())
+                        return Ok(reply)
+                    }
+                    Frame::History { room: r } if r.is_none_or(|r| r == room.as_bytes()) => {
+                        reply.history = Some(history_len(t.as_bytes()));
                     }
                     Frame::Error { code, .. } => {
                         let code = code.map_or("unknown".into(), |c| {

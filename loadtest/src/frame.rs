@@ -28,6 +28,8 @@ pub enum Frame<'a> {
     Chat { id: Option<u64>, text: &'a [u8] },
     /// The joiner's presence list: our join acknowledgement.
     Presence { room: Option<&'a [u8]> },
+    /// The history a joiner gets before its presence; see [`history_len`].
+    History { room: Option<&'a [u8]> },
     /// The server skipped `missed` chat messages for this slow reader.
     Gap { missed: u64 },
     /// A protocol error, with its machine-readable code if the server sent one.
@@ -35,7 +37,7 @@ pub enum Frame<'a> {
         code: Option<&'a [u8]>,
         room: Option<&'a [u8]>,
     },
-    /// `join`, `leave`, `history` and anything newer: not measured.
+    /// `join`, `leave` and anything newer: not measured.
     Other,
 }
 
@@ -52,6 +54,10 @@ pub fn classify(frame: &[u8]) -> Frame<'_> {
         b"presence" => Frame::Presence {
             room: string_after(&ROOM, frame),
         },
+        // The frame's own `room` comes before its messages (and theirs is the same room).
+        b"history" => Frame::History {
+            room: string_after(&ROOM, frame),
+        },
         b"gap" => Frame::Gap {
             missed: number_after(&MISSED, frame).unwrap_or(0),
         },
@@ -61,6 +67,12 @@ pub fn classify(frame: &[u8]) -> Frame<'_> {
         },
         _ => Frame::Other,
     }
+}
+
+/// How many chat messages a `history` frame carries: one `"id":` per message
+/// (a quote inside a text is escaped, so texts cannot fake one).
+pub fn history_len(frame: &[u8]) -> u64 {
+    ID.find_iter(frame).count() as u64
 }
 
 /// The string value that follows `key` (which ends with the opening quote),
@@ -156,6 +168,13 @@ mod tests {
         assert_eq!(
             classify(br#"{"type":"join","room":"r","user":"bob"}"#),
             Frame::Other
+        );
+        let h = br#"{"type":"history","room":"r","messages":[{"type":"chat","room":"r","user":"a","text":"x \"id\":1","id":1},{"type":"chat","room":"r","user":"a","text":"y","id":2}]}"#;
+        assert_eq!(classify(h), Frame::History { room: Some(b"r") });
+        assert_eq!(history_len(h), 2);
+        assert_eq!(
+            history_len(br#"{"type":"history","room":"r","messages":[]}"#),
+            0
         );
         assert_eq!(classify(b"not json"), Frame::Other);
     }

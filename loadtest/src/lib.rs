@@ -6,6 +6,9 @@
 //!   server stalls are never hidden by a stalled sender (coordinated omission).
 //! * Exact: every message is owed to every member of its room, the sender
 //!   included; after a drain period, whatever has not arrived is lost.
+//! * Joins too: the `joins` scenario releases joins on a fixed schedule into
+//!   rooms seeded with history and times each from its scheduled time to the
+//!   joiner's `presence` (see [`joins`]).
 //! * Cheap: receivers scan raw frames instead of parsing JSON and record into a
 //!   few sharded histograms, because the generator shares the machine with the
 //!   server it measures.
@@ -17,6 +20,7 @@ pub mod churn;
 pub mod cli;
 pub mod client;
 pub mod frame;
+pub mod joins;
 pub mod measure;
 pub mod member;
 pub mod payload;
@@ -28,6 +32,7 @@ pub mod resources;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod seed;
 pub mod server_probe;
 pub mod slo;
 pub mod slo_run;
@@ -59,12 +64,17 @@ fn write_plot(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
     use plot::Series;
     let r = &report.result;
     let title = format!(
-        "chatterbox {:?}: {} room{} × {} members, {} B texts",
+        "chatterbox {:?}: {} room{} × {} members, {} B texts{}",
         r.scenario,
         r.plan.rooms,
         if r.plan.rooms == 1 { "" } else { "s" },
         r.plan.members,
-        r.message_size
+        r.message_size,
+        if r.seed_history > 0 {
+            format!(", {} seeded", r.seed_history)
+        } else {
+            String::new()
+        }
     );
     let mut series = vec![];
     if let Some(slo) = &report.slo {
@@ -82,6 +92,14 @@ fn write_plot(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
                 histogram: &p.pooled,
             });
         }
+    } else if r.scenario == Scenario::Joins {
+        series.push(Series {
+            label: format!(
+                "join, {} joins/s, from the schedule",
+                r.join_rate.unwrap_or_default()
+            ),
+            histogram: &r.histograms.join,
+        });
     } else if !r.histograms.delivery.is_empty() {
         series.push(Series {
             label: format!("delivery, {} msg/s per publisher", r.rate),

@@ -195,7 +195,7 @@ fn on_frame(ctx: &RunCtx, conn: u32, bytes: &[u8], tracker: &mut OrderTracker, m
                 .counters
                 .error(format!("server:{code}"));
         }
-        Frame::Presence { .. } | Frame::Other => {}
+        Frame::Presence { .. } | Frame::History { .. } | Frame::Other => {}
     }
 }
 

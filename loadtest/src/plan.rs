@@ -28,6 +28,9 @@ impl Plan {
     /// Resolves scenario defaults and checks the numbers make sense.
     pub fn new(opts: &Options, tag: String) -> Result<Self> {
         let traffic = matches!(opts.scenario, Scenario::Fanout | Scenario::Rooms);
+        if opts.scenario == Scenario::Joins {
+            return Self::joins(opts, tag);
+        }
         let (clients, members) = match opts.scenario {
             Scenario::Fanout => {
                 let m = opts.members.unwrap_or(opts.clients);
@@ -70,6 +73,36 @@ impl Plan {
         };
         plan.total_publishers = plan.count_publishers();
         Ok(plan)
+    }
+
+    /// The joins scenario: a pool of `--clients` joiners over `--rooms` rooms.
+    fn joins(opts: &Options, tag: String) -> Result<Self> {
+        let rooms = opts.rooms.unwrap_or(1);
+        if opts.clients == 0 || rooms == 0 {
+            bail!("need at least one client and one room");
+        }
+        if !(opts.join_rate > 0.0 && opts.join_rate.is_finite()) {
+            bail!("--join-rate must be a positive number of joins per second");
+        }
+        Ok(Self {
+            tag,
+            clients: opts.clients,
+            rooms,
+            members: opts.clients.div_ceil(rooms),
+            publishers: 0,
+            total_publishers: 0,
+        })
+    }
+
+    /// The room the `k`-th scheduled join goes to (joins scenario).
+    pub fn room_of_join(&self, k: u64) -> u32 {
+        (k % u64::from(self.rooms)) as u32
+    }
+
+    /// The user a room's seeding (and anchoring) connection joins as; distinct
+    /// from every [`Plan::user_name`].
+    pub fn seeder_name(&self, room: u32) -> String {
+        format!("lt{}-s{room}", self.tag)
     }
 
     /// A short tag that differs between runs (base-36 of the clock).
@@ -174,6 +207,22 @@ mod tests {
         assert!(plan(&["-c", "0"]).is_err());
         assert!(plan(&["-c", "2", "--publishers", "3"]).is_err());
         assert!(plan(&["--rate", "0"]).is_err());
+        assert!(plan(&["--scenario", "joins", "--join-rate", "0"]).is_err());
+        assert!(plan(&["--scenario", "joins", "--rooms", "0"]).is_err());
+    }
+
+    #[test]
+    fn joins_pool_spreads_over_rooms() {
+        let p = plan(&["--scenario", "joins", "-c", "100", "--rate", "0"]).unwrap();
+        assert_eq!((p.clients, p.rooms, p.publishers), (100, 1, 0));
+        let p = plan(&["--scenario", "joins", "-c", "10", "--rooms", "3"]).unwrap();
+        assert_eq!((p.rooms, p.members), (3, 4));
+        assert_eq!(
+            (0..6).map(|k| p.room_of_join(k)).collect::<Vec<_>>(),
+            vec![0, 1, 2, 0, 1, 2]
+        );
+        assert_ne!(p.seeder_name(1), p.user_name(1));
+        assert!(p.seeder_name(9999).len() <= 32);
     }
 
     #[test]

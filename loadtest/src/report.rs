@@ -20,6 +20,7 @@ pub struct Histograms {
     pub delivery: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub join: Histogram<u64>,
+    pub join_lag: Histogram<u64>,
     pub reconnect: Histogram<u64>,
 }
 
@@ -30,8 +31,15 @@ pub struct RunResult {
     pub plan: Plan,
     /// Messages per second per publisher.
     pub rate: f64,
+    /// Joins scenario: scheduled joins per second over all rooms.
+    pub join_rate: Option<f64>,
+    /// Chat messages seeded into each room before the ramp.
+    pub seed_history: u32,
+    /// Joins scenario: each room kept a resident member (the seeder).
+    pub anchored: bool,
     pub message_size: usize,
-    /// Connections that joined their room during the ramp.
+    /// Connections that joined their room during the ramp (joins scenario:
+    /// pool connections that connected).
     pub joined: u64,
     pub ramp_secs: f64,
     /// How long the drain waited after the last scheduled send.
@@ -41,7 +49,10 @@ pub struct RunResult {
     /// Delivery latency from the scheduled send time (measured window).
     pub delivery: Summary,
     pub connect: Summary,
+    /// `join` → `presence`; joins scenario: from the join's scheduled time.
     pub join: Summary,
+    /// Joins scenario only: scheduled time → join sent (included in `join`).
+    pub join_lag: Option<Summary>,
     /// Reconnect storms only: from the drop until joined again.
     pub reconnect: Option<Summary>,
     pub resources: Resources,
@@ -61,8 +72,8 @@ pub struct Probe {
     pub reason: String,
     /// Runs at this value (`--slo-runs`).
     pub runs: usize,
-    /// Delivery latency of all runs pooled.
-    pub delivery_pooled: Summary,
+    /// The judged latency (delivery; join for `joins`) of all runs pooled.
+    pub latency_pooled: Summary,
     /// The run whose own percentile is the median of the runs.
     pub result: RunResult,
     #[serde(skip)]
@@ -99,15 +110,15 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         if let Some(slo) = &self.slo {
-            write_slo(&mut out, slo);
+            write_slo(&mut out, slo, self.result.scenario);
         }
         write_run(&mut out, &self.result);
         out
     }
 }
 
-fn write_slo(out: &mut String, s: &SloOutcome) {
-    let unit = axis_unit(s.axis);
+fn write_slo(out: &mut String, s: &SloOutcome, scenario: Scenario) {
+    let unit = axis_unit(s.axis, scenario);
     let _ = writeln!(out, "SLO search for {} with zero loss, over {unit}", s.slo);
     for p in &s.probes {
         let _ = writeln!(
@@ -133,14 +144,19 @@ fn write_slo(out: &mut String, s: &SloOutcome) {
     };
 }
 
-fn axis_unit(axis: SloAxis) -> &'static str {
-    match axis {
-        SloAxis::Rate => "msg/s/pub",
-        SloAxis::Members => "members",
+/// The unit of an `--slo` axis: the rate axis of `joins` is joins per second.
+pub fn axis_unit(axis: SloAxis, scenario: Scenario) -> &'static str {
+    match (axis, scenario) {
+        (SloAxis::Rate, Scenario::Joins) => "joins/s",
+        (SloAxis::Rate, _) => "msg/s/pub",
+        (SloAxis::Members, _) => "members",
     }
 }
 
 fn write_run(out: &mut String, r: &RunResult) {
+    if r.scenario == Scenario::Joins {
+        return write_joins(out, r);
+    }
     let p = &r.plan;
     let _ = write!(
         out,
@@ -156,6 +172,13 @@ fn write_run(out: &mut String, r: &RunResult) {
     } else {
         writeln!(out)
     };
+    if r.seed_history > 0 {
+        let _ = writeln!(
+            out,
+            "seeded {} messages of history per room",
+            r.seed_history
+        );
+    }
     let c = &r.counters;
     let _ = writeln!(
         out,
@@ -182,34 +205,82 @@ fn write_run(out: &mut String, r: &RunResult) {
             );
         }
     }
+    write_errors(out, c);
+    latency_header(out);
+    if r.delivery.count > 0 {
+        latency_row(out, "delivery", &r.delivery);
+    }
+    latency_row(out, "connect", &r.connect);
+    latency_row(out, "join", &r.join);
+    if let Some(s) = &r.reconnect {
+        latency_row(out, "reconnect", s);
+    }
+    write_resources(out, &r.resources, "deliveries", "delivery");
+}
+
+/// The joins scenario: schedule, outcome, latency from the schedule.
+fn write_joins(out: &mut String, r: &RunResult) {
+    let p = &r.plan;
+    let c = &r.counters;
+    let _ = writeln!(
+        out,
+        "scenario Joins: {} joins/s into {} room(s) by a pool of {} connections; \
+         {} messages of history seeded per room, {}",
+        r.join_rate.unwrap_or_default(),
+        p.rooms,
+        p.clients,
+        r.seed_history,
+        if r.anchored {
+            "one resident member per room"
+        } else {
+            "no resident member"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "connected {}/{} in {:.1}s; window {:.1}s; drain {:.2}s",
+        r.joined, p.clients, r.ramp_secs, r.resources.window_secs, r.drain_secs
+    );
+    let window = r.resources.window_secs.max(1e-9);
+    let _ = writeln!(
+        out,
+        "joins scheduled {}  completed {}  achieved {:.1}/s  with history {} (mean {:.1} messages)",
+        c.joins_scheduled,
+        c.joins_completed,
+        r.resources.window_deliveries as f64 / window,
+        c.joins_with_history,
+        c.history_messages as f64 / c.joins_with_history.max(1) as f64,
+    );
+    write_errors(out, c);
+    latency_header(out);
+    latency_row(out, "join", &r.join);
+    if let Some(s) = &r.join_lag {
+        latency_row(out, "join lag", s);
+    }
+    latency_row(out, "connect", &r.connect);
+    write_resources(out, &r.resources, "joins", "join");
+}
+
+fn write_errors(out: &mut String, c: &Counters) {
     if !c.errors.is_empty() {
         let list: Vec<String> = c.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = writeln!(out, "errors: {}", list.join("  "));
     }
+}
+
+fn latency_header(out: &mut String) {
     let _ = writeln!(
         out,
         "\n{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "latency ms", "count", "p50", "p90", "p99", "p99.9", "max", "mean"
     );
-    let mut row = |name: &str, s: &Summary| {
-        let _ = writeln!(
-            out,
-            "{name:<11} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms, s.mean_ms
-        );
-    };
-    if r.delivery.count > 0 {
-        row("delivery", &r.delivery);
-    }
-    row("connect", &r.connect);
-    row("join", &r.join);
-    if let Some(s) = &r.reconnect {
-        row("reconnect", s);
-    }
-    write_resources(
+}
+
+fn latency_row(out: &mut String, name: &str, s: &Summary) {
+    let _ = writeln!(
         out,
-        &r.resources,
-        r.resources.window_deliveries as f64 / r.resources.window_secs.max(1e-9),
+        "{name:<11} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+        s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms, s.mean_ms
     );
 }
 
@@ -218,14 +289,17 @@ fn resource_row(out: &mut String, label: &str, loadtest: String, server: String)
     let _ = writeln!(out, "{label:<28} {loadtest:>14} {server:>14}");
 }
 
-fn write_resources(out: &mut String, res: &Resources, rate: f64) {
+/// The resources table; `events`/`event` name what the window counted
+/// (deliveries, or joins in the joins scenario).
+fn write_resources(out: &mut String, res: &Resources, events: &str, event: &str) {
+    let rate = res.window_deliveries as f64 / res.window_secs.max(1e-9);
     let opt =
         |v: Option<f64>, digits: usize| v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
     let kib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1} KiB", v / 1024.0));
     let _ = writeln!(
         out,
         "\n{:<28} {:>14} {:>14}",
-        format!("resources ({:.0} deliveries/s)", rate),
+        format!("resources ({rate:.0} {events}/s)"),
         "loadtest",
         "server"
     );
@@ -243,7 +317,7 @@ fn write_resources(out: &mut String, res: &Resources, rate: f64) {
     );
     resource_row(
         out,
-        "CPU µs per delivery",
+        &format!("CPU µs per {event}"),
         opt(res.loadtest_cpu_us_per_delivery, 2),
         opt(res.server_cpu_us_per_delivery, 2),
     );

@@ -79,6 +79,9 @@ pub struct Live {
     pub delivered: AtomicU64,
     pub reconnected: AtomicU64,
     pub cycles: AtomicU64,
+    /// Joins scenario: joins acknowledged (warm-up included) and joins failed.
+    pub joins: AtomicU64,
+    pub join_failed: AtomicU64,
 }
 
 /// Everything a connection task needs, shared by all of them.
@@ -101,20 +104,11 @@ impl RunCtx {
     /// times (measured once a handshake permit is held, so they reflect the
     /// server, not our own concurrency limit). Failures are counted by kind.
     pub async fn establish(&self, conn: u32) -> Result<Ws, ClientError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("semaphore never closed");
+        let _permit = self.permit().await;
         let room = self.plan.room_name(self.plan.room_of(conn));
-        let started = Instant::now();
         let result: Result<Ws, ClientError> = async {
-            let mut ws = self.connector.connect(&self.plan.user_name(conn)).await?;
+            let mut ws = self.timed_connect(conn).await?;
             let connected = Instant::now();
-            record(
-                &mut self.recorder.shard(conn as usize).connect,
-                micros(connected - started),
-            );
             client::join(&mut ws, &room, self.opts.connect_timeout).await?;
             record(
                 &mut self.recorder.shard(conn as usize).join,
@@ -123,13 +117,43 @@ impl RunCtx {
             Ok(ws)
         }
         .await;
-        if let Err(e) = &result {
+        self.count_failure(conn, &result);
+        result
+    }
+
+    /// Connects as connection `conn` without joining anything, recording the
+    /// connect time (with a handshake permit held) and counting a failure by kind.
+    pub async fn connect(&self, conn: u32) -> Result<Ws, ClientError> {
+        let _permit = self.permit().await;
+        let result = self.timed_connect(conn).await;
+        self.count_failure(conn, &result);
+        result
+    }
+
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.permits
+            .acquire()
+            .await
+            .expect("semaphore never closed")
+    }
+
+    async fn timed_connect(&self, conn: u32) -> Result<Ws, ClientError> {
+        let started = Instant::now();
+        let ws = self.connector.connect(&self.plan.user_name(conn)).await?;
+        record(
+            &mut self.recorder.shard(conn as usize).connect,
+            micros(started.elapsed()),
+        );
+        Ok(ws)
+    }
+
+    fn count_failure<T>(&self, conn: u32, result: &Result<T, ClientError>) {
+        if let Err(e) = result {
             self.recorder
                 .shard(conn as usize)
                 .counters
                 .error(e.to_string());
         }
-        result
     }
 
     /// Spawns `task(conn)` for every connection at `--ramp-rate` per second.

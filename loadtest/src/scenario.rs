@@ -10,12 +10,16 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use tokio::sync::{watch, Semaphore};
+use tokio::{
+    sync::{mpsc, watch, Mutex, Semaphore},
+    task::JoinHandle,
+};
 
 use crate::{
     churn::churner,
     cli::{Options, Scenario},
     client::Connector,
+    joins::{joiner, start_scheduler, Queue},
     measure::{Resources, Snapshot},
     member::member,
     plan::Plan,
@@ -23,6 +27,8 @@ use crate::{
     report::{Histograms, RunResult},
     resources::raise_fd_limit,
     runner::{join_all, Control, Live, RunCtx},
+    schedule::Schedule,
+    seed::seed_rooms,
     server_probe::ServerProbe,
     stats::{Recorder, Summary},
 };
@@ -34,7 +40,8 @@ const START_LEAD: Duration = Duration::from_millis(100);
 /// Runs `opts.scenario` once (no SLO search).
 pub async fn run_once(opts: Options) -> Result<RunResult> {
     let plan = Plan::new(&opts, Plan::fresh_tag())?;
-    raise_fd_limit(u64::from(plan.clients))?;
+    // The pool, plus one seeding/anchoring connection per room.
+    raise_fd_limit(u64::from(plan.clients) + u64::from(plan.rooms))?;
     let connector =
         Connector::new(&opts.url, opts.source_addrs.clone(), opts.connect_timeout).await?;
     let probe = ServerProbe::new(opts.server_pid, &opts.url, opts.metrics_url.as_deref());
@@ -51,10 +58,20 @@ pub async fn run_once(opts: Options) -> Result<RunResult> {
         plan,
         opts,
     });
+    let joins = ctx.opts.scenario == Scenario::Joins;
+    let anchor = joins && !ctx.opts.no_anchor;
+    let seed = ctx.opts.seed_history();
+    let anchors = if seed > 0 || anchor {
+        seed_rooms(&ctx, seed, anchor).await?
+    } else {
+        vec![]
+    };
     let idle = Snapshot::take(&probe, 0).await;
     let ramp_start = Instant::now();
-    if ctx.opts.scenario == Scenario::Churn {
-        return run_churn(ctx, control_tx, probe, idle).await;
+    match ctx.opts.scenario {
+        Scenario::Churn => return run_churn(ctx, control_tx, probe, idle).await,
+        Scenario::Joins => return run_joins(ctx, control_tx, probe, idle, anchors).await,
+        _ => {}
     }
     let ramp_bar = progress::bar(ctx.opts.quiet, u64::from(ctx.plan.clients), "joining");
     let handles = {
@@ -211,6 +228,102 @@ async fn run_churn(
     ))
 }
 
+/// Joins: connect the pool, then release joins on the open-loop schedule;
+/// the window's snapshots count joins instead of deliveries.
+async fn run_joins(
+    ctx: Arc<RunCtx>,
+    control_tx: watch::Sender<Control>,
+    probe: ServerProbe,
+    idle: Snapshot,
+    anchors: Vec<JoinHandle<()>>,
+) -> Result<RunResult> {
+    let ramp_start = Instant::now();
+    let (jobs, rx) = mpsc::unbounded_channel();
+    let queue: Queue = Arc::new(Mutex::new(rx));
+    let ramp_bar = progress::bar(ctx.opts.quiet, u64::from(ctx.plan.clients), "connecting");
+    let handles = {
+        let c = ctx.clone();
+        let _ticker = Ticker::start(ramp_bar, move |b| {
+            b.set_position(c.live.joined.load(Relaxed));
+            b.set_message(format!("failed {}", c.live.failed.load(Relaxed)));
+        });
+        let q = queue.clone();
+        let handles = ctx
+            .spawn_ramped(move |c, conn| joiner(c, conn, q.clone()))
+            .await;
+        let total = u64::from(ctx.plan.clients);
+        progress::wait_until(|| {
+            ctx.live.joined.load(Relaxed) + ctx.live.failed.load(Relaxed) >= total
+        })
+        .await;
+        handles
+    };
+    drop(queue);
+    let ramp_secs = ramp_start.elapsed().as_secs_f64();
+    let connected = ctx.live.joined.load(Relaxed);
+    if connected == 0 {
+        drop(jobs);
+        let _ = control_tx.send(Control::Stop);
+        join_all(handles).await;
+        join_all(anchors).await;
+        bail!(
+            "no client could connect: {:?}",
+            ctx.recorder.merged().counters.errors
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let loaded = Snapshot::take(&probe, 0).await;
+
+    let t0 = Instant::now() + START_LEAD;
+    let window_from = t0 + ctx.opts.warmup;
+    let window_to = window_from + ctx.opts.duration;
+    let _ = control_tx.send(Control::Run {
+        t0,
+        measure_from: ctx.clock.unix_nanos(window_from),
+    });
+    let schedule = Schedule::new(ctx.opts.join_rate, 0.0, ctx.opts.warmup + ctx.opts.duration);
+    let scheduler = start_scheduler(schedule, t0, ctx.opts.warmup, jobs);
+
+    let (start, end, drain_secs) = {
+        let c = ctx.clone();
+        let total = ctx.opts.warmup + ctx.opts.duration + START_LEAD;
+        progress::timed(
+            ctx.opts.quiet,
+            "joining",
+            total,
+            move || {
+                format!(
+                    "s joins {} failed {}",
+                    c.live.joins.load(Relaxed),
+                    c.live.join_failed.load(Relaxed)
+                )
+            },
+            async {
+                tokio::time::sleep_until(window_from.into()).await;
+                let start = Snapshot::take(&probe, ctx.live.joins.load(Relaxed)).await;
+                tokio::time::sleep_until(window_to.into()).await;
+                let end = Snapshot::take(&probe, ctx.live.joins.load(Relaxed)).await;
+                // Drain: let the pool finish what is queued, up to --drain;
+                // after that the rest is counted as `join:unfinished`.
+                let started = Instant::now();
+                let deadline = started + ctx.opts.drain;
+                while !handles.iter().all(JoinHandle::is_finished) && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (start, end, started.elapsed().as_secs_f64())
+            },
+        )
+        .await
+    };
+    let _ = control_tx.send(Control::Stop);
+    let panicked = join_all(handles).await + join_all(anchors).await;
+    let _ = tokio::task::spawn_blocking(move || scheduler.join()).await;
+    let resources = Resources::compute(probe.describe(), &idle, &loaded, &start, &end, connected);
+    Ok(finish(
+        &ctx, connected, ramp_secs, drain_secs, resources, panicked,
+    ))
+}
+
 /// The live counters as one progress line.
 fn live_line(live: &Live) -> String {
     let mut line = format!(
@@ -236,10 +349,14 @@ fn finish(
 ) -> RunResult {
     let merged = ctx.recorder.merged();
     let storm = ctx.opts.scenario == Scenario::ReconnectStorm;
+    let joins = ctx.opts.scenario == Scenario::Joins;
     RunResult {
         scenario: ctx.opts.scenario,
         plan: ctx.plan.clone(),
         rate: ctx.opts.rate,
+        join_rate: joins.then_some(ctx.opts.join_rate),
+        seed_history: ctx.opts.seed_history(),
+        anchored: joins && !ctx.opts.no_anchor,
         message_size: ctx.opts.message_size,
         joined,
         ramp_secs,
@@ -249,6 +366,7 @@ fn finish(
         connect: Summary::of(&merged.connect),
         join: Summary::of(&merged.join),
         reconnect: storm.then(|| Summary::of(&merged.reconnect)),
+        join_lag: joins.then(|| Summary::of(&merged.join_lag)),
         counters: merged.counters,
         resources,
         panicked_tasks,
@@ -256,6 +374,7 @@ fn finish(
             delivery: merged.delivery,
             connect: merged.connect,
             join: merged.join,
+            join_lag: merged.join_lag,
             reconnect: merged.reconnect,
         },
     }

@@ -14,8 +14,15 @@ use crate::{
 /// Searches for the highest rate (or room size) meeting `slo` with zero loss,
 /// printing each probe to stderr as it completes.
 pub async fn search(opts: Options, slo: Slo) -> Result<Report> {
+    let joins = opts.scenario == Scenario::Joins;
     let mut search = match opts.slo_over {
+        SloAxis::Rate if joins => Search::new(opts.join_rate, 0.1, 1e6, opts.slo_precision, false),
         SloAxis::Rate => Search::new(opts.rate, 0.1, 1e6, opts.slo_precision, false),
+        SloAxis::Members if joins => {
+            anyhow::bail!(
+                "--slo-over members does not apply to the joins scenario; use rate (joins/s)"
+            )
+        }
         SloAxis::Members => {
             let start = f64::from(opts.members.unwrap_or(opts.clients));
             Search::new(start, 1.0, max_members(&opts), 0.0, true)
@@ -69,12 +76,15 @@ async fn run_probe(opts: &Options, slo: &Slo, value: f64) -> Result<Probe> {
     }
     let mut pooled = new_histogram();
     for r in &runs {
-        pooled.add(&r.histograms.delivery).expect("same bounds");
+        pooled.add(judged(r)).expect("same bounds");
     }
     let observed_ms = Summary::at_percentile(&pooled, slo.percentile);
     let mut why = vec![];
     if pooled.is_empty() {
-        why.push("no deliveries measured".to_string());
+        why.push(match opts.scenario {
+            Scenario::Joins => "no joins measured".to_string(),
+            _ => "no deliveries measured".to_string(),
+        });
     }
     let target_ms = slo.target.as_secs_f64() * 1000.0;
     if observed_ms > target_ms {
@@ -86,7 +96,7 @@ async fn run_probe(opts: &Options, slo: &Slo, value: f64) -> Result<Probe> {
     for r in &runs {
         why.extend(faults(r));
     }
-    let at = |r: &RunResult| Summary::at_percentile(&r.histograms.delivery, slo.percentile);
+    let at = |r: &RunResult| Summary::at_percentile(judged(r), slo.percentile);
     runs.sort_by(|a, b| at(a).total_cmp(&at(b)));
     let n = runs.len();
     Ok(Probe {
@@ -95,15 +105,27 @@ async fn run_probe(opts: &Options, slo: &Slo, value: f64) -> Result<Probe> {
         observed_ms,
         reason: why.join(", "),
         runs: n,
-        delivery_pooled: Summary::of(&pooled),
+        latency_pooled: Summary::of(&pooled),
         result: runs.swap_remove(n / 2),
         pooled,
     })
 }
 
-/// What besides latency fails a run: loss, gaps, disconnects, failed joins.
+/// The histogram an objective is judged on: joins for `joins`, else deliveries.
+pub fn judged(r: &RunResult) -> &hdrhistogram::Histogram<u64> {
+    match r.scenario {
+        Scenario::Joins => &r.histograms.join,
+        _ => &r.histograms.delivery,
+    }
+}
+
+/// What besides latency fails a run: loss, gaps, disconnects, failed joins
+/// (joins scenario: any error, e.g. a join that timed out or lacked history).
 pub fn faults(r: &RunResult) -> Vec<String> {
     let mut why = vec![];
+    if r.scenario == Scenario::Joins && r.counters.total_errors() > 0 {
+        why.push(format!("{} failed joins", r.counters.total_errors()));
+    }
     if r.lost > 0 {
         why.push(format!("{} lost", r.lost));
     }
@@ -125,6 +147,7 @@ pub fn probe_options(opts: &Options, value: f64) -> Options {
     o.slo = None;
     o.plot = None;
     match opts.slo_over {
+        SloAxis::Rate if opts.scenario == Scenario::Joins => o.join_rate = value,
         SloAxis::Rate => o.rate = value,
         SloAxis::Members => {
             let members = value as u32;
@@ -160,6 +183,10 @@ mod tests {
         };
         let p = probe_options(&o, 250.0);
         assert_eq!((p.rate, p.slo), (250.0, None));
+        o.scenario = Scenario::Joins;
+        let p = probe_options(&o, 800.0);
+        assert_eq!((p.rate, p.join_rate), (o.rate, 800.0));
+        o.scenario = Scenario::Fanout;
         o.slo_over = SloAxis::Members;
         let p = probe_options(&o, 300.0);
         assert_eq!((p.clients, p.members), (300, Some(300)));

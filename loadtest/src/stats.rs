@@ -33,8 +33,12 @@ pub struct Shard {
     pub delivery: Histogram<u64>,
     /// TCP connect + WebSocket handshake.
     pub connect: Histogram<u64>,
-    /// `join` sent → `presence` received.
+    /// `join` sent → `presence` received; joins scenario: from the join's
+    /// *scheduled* time (measured window only).
     pub join: Histogram<u64>,
+    /// Joins scenario: how late each join was sent after its scheduled time
+    /// (a busy pool or a slow generator; included in `join`).
+    pub join_lag: Histogram<u64>,
     /// Reconnect storm: from the moment of the drop until joined again.
     pub reconnect: Histogram<u64>,
     /// Exact counts.
@@ -47,6 +51,7 @@ impl Default for Shard {
             delivery: new_histogram(),
             connect: new_histogram(),
             join: new_histogram(),
+            join_lag: new_histogram(),
             reconnect: new_histogram(),
             counters: Counters::default(),
         }
@@ -60,6 +65,7 @@ impl Shard {
         self.delivery.add(&other.delivery).expect("same bounds");
         self.connect.add(&other.connect).expect("same bounds");
         self.join.add(&other.join).expect("same bounds");
+        self.join_lag.add(&other.join_lag).expect("same bounds");
         self.reconnect.add(&other.reconnect).expect("same bounds");
         self.counters.merge(&other.counters);
     }

@@ -244,7 +244,7 @@ async fn slo_search_probes_and_plots() {
     assert_eq!(slo.best, Some(200.0));
     let first = &slo.probes[0];
     assert_eq!(first.runs, 2);
-    assert_eq!(first.delivery_pooled.count, 2 * first.result.delivery.count);
+    assert_eq!(first.latency_pooled.count, 2 * first.result.delivery.count);
     let svg = std::fs::read_to_string(dir.path().join("slo.svg")).unwrap();
     assert!(svg.contains("200.0 msg/s pass"));
 }

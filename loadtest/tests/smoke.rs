@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use chatterbox_loadtest::{run, Options, Scenario};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
 
 struct TestServer {
     url: String,
@@ -107,5 +109,73 @@ async fn many_rooms_and_churn() {
     let r = report.result;
     assert!(r.counters.churn_cycles >= 10, "{:?}", r.counters);
     assert!(r.counters.errors.is_empty(), "{:?}", r.counters.errors);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_are_timed_and_carry_seeded_history() {
+    let server = start_server().await;
+    let mut o = opts(&server.url);
+    o.scenario = Scenario::Joins;
+    o.clients = 10;
+    o.rooms = Some(2);
+    o.join_rate = 50.0;
+    o.seed_history = Some(20);
+    o.warmup = Duration::from_millis(300);
+    let report = run(o).await.unwrap();
+    eprintln!("{}", report.table());
+    let r = &report.result;
+    let c = &r.counters;
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    assert_eq!((r.joined, r.plan.rooms, r.seed_history), (10, 2, 20));
+    // 50 joins/s over the 2 s window, every one acknowledged with the full history.
+    assert!((99..=101).contains(&c.joins_scheduled), "{c:?}");
+    assert_eq!(c.joins_completed, c.joins_scheduled, "{c:?}");
+    assert_eq!(c.joins_with_history, c.joins_completed, "{c:?}");
+    assert_eq!(c.history_messages, 20 * c.joins_completed, "{c:?}");
+    assert_eq!(r.join.count, c.joins_completed);
+    assert!(
+        r.join.p50_ms > 0.0 && r.join.p99_ms < 3000.0,
+        "{:?}",
+        r.join
+    );
+    let lag = r.join_lag.unwrap();
+    assert_eq!(lag.count, r.join.count);
+    assert!(lag.p50_ms <= r.join.p50_ms, "lag is part of the join time");
+    // The pool connected once; joins are not handshakes.
+    assert_eq!(r.connect.count, 10);
+    let achieved = r.resources.window_deliveries as f64 / r.resources.window_secs;
+    assert!((40.0..=60.0).contains(&achieved), "{achieved} joins/s");
+    assert!(report.table().contains("join lag"));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(
+        json["result"]["counters"]["joins_completed"],
+        c.joins_completed
+    );
+    assert_eq!(json["options"]["scenario"], "joins");
+
+    // The seeded messages really are the rooms' history: a fresh client sees them.
+    let url = format!("{}?user=checker", server.url);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let room = format!("lt-{}-1", r.plan.tag);
+    ws.send(Message::text(format!(
+        r#"{{"type":"join","room":"{room}"}}"#
+    )))
+    .await
+    .unwrap();
+    let Some(Ok(Message::Text(t))) = ws.next().await else {
+        panic!("no reply to join");
+    };
+    let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+    assert_eq!(v["type"], "history", "{v}");
+    let texts: Vec<&str> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 20);
+    assert!(texts[0].starts_with("seed 0 ") && texts[19].starts_with("seed 19 "));
+    drop(ws);
     server.stop().await;
 }
