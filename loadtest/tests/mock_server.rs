@@ -1,6 +1,6 @@
 //! Runs the generator against a tiny in-test chat server that follows
-//! docs/PROTOCOL.md just enough (join → presence, chat → broadcast with per-room
-//! ids, leave). This checks the generator itself — accounting, timing,
+//! docs/PROTOCOL.md just enough (join → history → presence, chat → broadcast
+//! with per-room ids, leave). This checks the generator itself — accounting, timing,
 //! scenarios, SLO search — independently of the real server, and lets a broken
 //! server be told apart from a broken generator.
 
@@ -20,6 +20,8 @@ use tokio_tungstenite::tungstenite::Message;
 struct Room {
     next_id: u64,
     members: Vec<(u64, mpsc::UnboundedSender<String>)>,
+    /// Every chat frame sent in the room; a join gets the last 50.
+    history: Vec<String>,
 }
 
 type Rooms = Arc<Mutex<HashMap<String, Room>>>;
@@ -31,6 +33,8 @@ struct Faults {
     drop_every: Option<u64>,
     /// Deliver every n-th chat message twice.
     dup_every: Option<u64>,
+    /// Never send `history` on join.
+    no_history: bool,
 }
 
 async fn mock_server(faults: Faults) -> SocketAddr {
@@ -73,11 +77,15 @@ async fn serve(stream: tokio::net::TcpStream, conn: u64, rooms: Rooms, faults: F
         let mut rooms = rooms.lock().unwrap();
         match v["type"].as_str() {
             Some("join") => {
-                rooms
-                    .entry(room.clone())
-                    .or_default()
-                    .members
-                    .push((conn, tx.clone()));
+                let r = rooms.entry(room.clone()).or_default();
+                r.members.push((conn, tx.clone()));
+                if !r.history.is_empty() && !faults.no_history {
+                    let last = &r.history[r.history.len().saturating_sub(50)..];
+                    let _ = tx.send(format!(
+                        r#"{{"type":"history","room":"{room}","messages":[{}]}}"#,
+                        last.join(",")
+                    ));
+                }
                 let _ = tx.send(format!(
                     r#"{{"type":"presence","room":"{room}","users":[]}}"#
                 ));
@@ -96,6 +104,7 @@ async fn serve(stream: tokio::net::TcpStream, conn: u64, rooms: Rooms, faults: F
                     "timestamp": "2026-01-15T10:30:00.123Z", "id": id,
                 })
                 .to_string();
+                r.history.push(frame.clone());
                 let copies = if faults.drop_every.is_some_and(|n| id % n == 0) {
                     0
                 } else if faults.dup_every.is_some_and(|n| id % n == 0) {
@@ -168,6 +177,7 @@ async fn notices_loss_and_duplicates() {
     let addr = mock_server(Faults {
         drop_every: Some(10),
         dup_every: Some(7),
+        ..Faults::default()
     })
     .await;
     let mut o = opts(addr);
@@ -267,5 +277,50 @@ async fn slo_search_over_room_size() {
     assert_eq!(
         report.result.plan.clients, 8,
         "the best probe is the one reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_need_history_and_search_over_join_rate() {
+    let mut o = opts(
+        mock_server(Faults {
+            no_history: true,
+            ..Faults::default()
+        })
+        .await,
+    );
+    o.scenario = Scenario::Joins;
+    o.clients = 5;
+    o.join_rate = 20.0;
+    o.seed_history = Some(60);
+    let r = run(o.clone()).await.unwrap().result;
+    let c = &r.counters;
+    // 20 joins/s for 1.3 s, none acknowledged with history: all errors, none timed.
+    assert_eq!(c.errors.get("join:no-history"), Some(&26), "{c:?}");
+    assert_eq!(
+        (c.joins_scheduled, c.joins_completed, r.join.count),
+        (20, 0, 0)
+    );
+
+    o.url = opts(mock_server(Faults::default()).await).url;
+    o.duration = Duration::from_millis(500);
+    o.warmup = Duration::from_millis(100);
+    o.slo = Some("p99=2s".parse().unwrap());
+    o.slo_max_probes = 2;
+    let report = run(o).await.unwrap();
+    let slo = report.slo.as_ref().unwrap();
+    let rates: Vec<f64> = slo.probes.iter().map(|p| p.value).collect();
+    assert_eq!(rates, vec![20.0, 40.0]);
+    assert!(slo.probes.iter().all(|p| p.pass), "{}", report.table());
+    let best = &report.result;
+    assert_eq!(best.join_rate, Some(40.0));
+    assert_eq!(best.counters.joins_completed, 20, "{:?}", best.counters);
+    // The mock keeps the last 50 of the 60 seeded messages.
+    assert_eq!(best.counters.history_messages, 50 * 20);
+    assert_eq!(slo.probes[1].latency_pooled.count, 20);
+    assert!(
+        report.table().contains("40.0 joins/s"),
+        "{}",
+        report.table()
     );
 }
