@@ -63,19 +63,21 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
 fn write_plot(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
     use plot::Series;
     let r = &report.result;
-    let title = format!(
-        "chatterbox {:?}: {} room{} × {} members, {} B texts{}",
-        r.scenario,
+    let rooms = format!(
+        "{} room{}",
         r.plan.rooms,
-        if r.plan.rooms == 1 { "" } else { "s" },
-        r.plan.members,
-        r.message_size,
-        if r.seed_history > 0 {
-            format!(", {} seeded", r.seed_history)
-        } else {
-            String::new()
-        }
+        if r.plan.rooms == 1 { "" } else { "s" }
     );
+    let title = match r.scenario {
+        Scenario::Joins => format!(
+            "chatterbox joins: {rooms}, pool of {}, {} messages of history",
+            r.plan.clients, r.seed_history
+        ),
+        _ => format!(
+            "chatterbox {:?}: {rooms} × {} members, {} B texts",
+            r.scenario, r.plan.members, r.message_size
+        ),
+    };
     let mut series = vec![];
     if let Some(slo) = &report.slo {
         for p in &slo.probes {
@@ -83,9 +85,10 @@ fn write_plot(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
                 label: format!(
                     "{:.1} {} {}",
                     p.value,
-                    match slo.axis {
-                        SloAxis::Rate => "msg/s",
-                        SloAxis::Members => "members",
+                    match (slo.axis, r.scenario) {
+                        (SloAxis::Rate, Scenario::Joins) => "joins/s",
+                        (SloAxis::Rate, _) => "msg/s",
+                        (SloAxis::Members, _) => "members",
                     },
                     if p.pass { "pass" } else { "fail" }
                 ),

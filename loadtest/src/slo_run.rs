@@ -32,13 +32,17 @@ pub async fn search(opts: Options, slo: Slo) -> Result<Report> {
     let mut probes: Vec<Probe> = vec![];
     while let Some(value) = search.next_probe() {
         let probe = run_probe(&opts, &slo, value).await?;
+        let (what, count) = if joins {
+            ("failed joins", probe.result.counters.total_errors())
+        } else {
+            ("lost", probe.result.lost)
+        };
         eprintln!(
-            "probe {:>2}: {value:>10.1} → p{}={:.2} ms over {} run(s), lost {} → {} {}",
+            "probe {:>2}: {value:>10.1} → p{}={:.2} ms over {} run(s), {what} {count} → {} {}",
             probes.len() + 1,
             slo.percentile,
             probe.observed_ms,
             probe.runs,
-            probe.result.lost,
             if probe.pass { "PASS" } else { "FAIL" },
             probe.reason,
         );

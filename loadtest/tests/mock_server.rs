@@ -307,7 +307,11 @@ async fn joins_need_history_and_search_over_join_rate() {
     o.warmup = Duration::from_millis(100);
     o.slo = Some("p99=2s".parse().unwrap());
     o.slo_max_probes = 2;
+    let dir = tempfile::tempdir().unwrap();
+    o.plot = Some(dir.path().join("joins.svg"));
     let report = run(o).await.unwrap();
+    let svg = std::fs::read_to_string(dir.path().join("joins.svg")).unwrap();
+    assert!(svg.contains("40.0 joins/s pass"));
     let slo = report.slo.as_ref().unwrap();
     let rates: Vec<f64> = slo.probes.iter().map(|p| p.value).collect();
     assert_eq!(rates, vec![20.0, 40.0]);
