@@ -102,14 +102,19 @@ pub struct RunCtx {
 impl RunCtx {
     /// Connects and joins as connection `conn`, recording connect and join
     /// times (measured once a handshake permit is held, so they reflect the
-    /// server, not our own concurrency limit). Failures are counted by kind.
+    /// server, not our own concurrency limit). Failures are counted by kind;
+    /// with `--seed-history`, a join answered without history is one
+    /// (`join:no-history`).
     pub async fn establish(&self, conn: u32) -> Result<Ws, ClientError> {
         let _permit = self.permit().await;
         let room = self.plan.room_name(self.plan.room_of(conn));
         let result: Result<Ws, ClientError> = async {
             let mut ws = self.timed_connect(conn).await?;
             let connected = Instant::now();
-            client::join(&mut ws, &room, self.opts.connect_timeout).await?;
+            let reply = client::join(&mut ws, &room, self.opts.connect_timeout).await?;
+            if reply.history.is_none() && self.opts.seed_history() > 0 {
+                return Err(ClientError::Join("no-history".into()));
+            }
             record(
                 &mut self.recorder.shard(conn as usize).join,
                 micros(connected.elapsed()),
