@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -16,12 +15,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::app::AppState;
 use crate::protocol::{messages_object, validate_name};
 use crate::session;
 use crate::telemetry;
+use crate::ws::upgrade::UpgradeRejection;
+use crate::ws::WsUpgrade;
 
 /// Errors of the HTTP API.
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +34,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Not a valid WebSocket upgrade (answered with its own status, e.g. 426).
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeRejection),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
+            ApiError::Upgrade(rejection) => return rejection.into_response(),
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -117,8 +123,9 @@ struct WsParams {
 async fn upgrade(
     State(app): State<AppState>,
     params: Result<Query<WsParams>, QueryRejection>,
-    ws: WebSocketUpgrade,
+    ws: Result<WsUpgrade, UpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // The user is checked first: a bad name is the likelier mistake and gets the clearer answer.
     let Query(params) = params?;
     let user = params
         .user
@@ -127,14 +134,24 @@ async fn upgrade(
     if *app.shutdown.borrow() {
         return Err(ApiError::Unavailable("server is shutting down".into()));
     }
+    let ws = ws?;
     let config = &app.config;
-    let ws = ws
+    let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.ws_read_buffer_bytes)
-        .write_buffer_size(config.ws_write_buffer_bytes)
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes);
+        .max_message_size(Some(config.max_frame_bytes))
+        .max_frame_size(Some(config.max_frame_bytes));
+    let (response, connection) = ws.accept(ws_config);
     let user: Arc<str> = user.into();
-    Ok(ws.on_upgrade(move |socket| session::run(socket, app, user)))
+    // Spawned on the session tracker, so shutdown also waits for upgrades in flight. The upgrade
+    // future is boxed so its state is freed once it completes instead of staying in the task.
+    let connection = Box::pin(connection);
+    let sessions = app.sessions.clone();
+    sessions.spawn(async move {
+        if let Some(connection) = connection.await {
+            session::run(connection, app, user).await;
+        }
+    });
+    Ok(response)
 }
 
 async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {

@@ -7,7 +7,9 @@
 //! - [`config`]: every setting, as CLI flag and environment variable, with defaults and checks.
 //! - [`protocol`]: client messages, server frames (encoded once, shared by all subscribers),
 //!   error codes, name rules.
+//! - [`serve`]: accepts TCP connections and serves HTTP/1.1 on them (hyper, graceful shutdown).
 //! - [`http`]: routes — WebSocket upgrade, REST API, `/metrics`, the embedded browser client.
+//! - [`ws`]: the WebSocket handshake and connection: shared frames written with vectored writes.
 //! - [`session`]: one task per connection; batches frames to the socket, handles lag and pings.
 //! - [`registry`]: the lock-sharded map of live rooms; creates and removes rooms.
 //! - [`room`]: one room's broadcast channel, members, id counter and recent-message ring.
@@ -24,10 +26,12 @@ pub mod http;
 pub mod protocol;
 pub mod registry;
 pub mod room;
+pub mod serve;
 pub mod server;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 pub use config::Config;
 pub use server::{Server, ServerError};

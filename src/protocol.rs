@@ -1,13 +1,14 @@
 //! The wire protocol: what clients send, and the frames the server encodes once per message.
 //!
-//! Server frames are built as [`Frame`]s: JSON encoded a single time and shared by every subscriber
-//! (cloning a frame clones a reference-counted buffer, never the bytes). See `docs/PROTOCOL.md`.
+//! Server frames are built as [`Frame`]s: JSON and WebSocket header encoded a single time and shared
+//! by every subscriber (cloning a frame clones a reference, never the bytes). See `docs/PROTOCOL.md`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
+
+use crate::ws::FrameHeader;
 
 /// A request from a client, after validation of its JSON shape.
 #[derive(Debug, Deserialize)]
@@ -129,24 +130,55 @@ pub fn validate_name(kind: &str, name: &str, max_chars: usize) -> Result<(), Str
     Ok(())
 }
 
-/// One encoded server frame, shared by every subscriber of a room.
+/// One server frame, encoded once — its JSON and the WebSocket header in front of it — and shared
+/// by every subscriber of a room: cloning it is one reference-count increment, and the bytes go
+/// to every socket without a copy (server frames are unmasked, so they are the same for all).
 #[derive(Debug, Clone)]
-pub struct Frame {
-    pub text: Utf8Bytes,
+pub struct Frame(Arc<EncodedFrame>);
+
+#[derive(Debug)]
+struct EncodedFrame {
+    header: FrameHeader,
+    json: String,
     /// The chat id for `chat` frames, 0 for every other kind.
-    pub chat_id: u64,
+    chat_id: u64,
     /// When the frame was published, to measure fan-out latency.
-    pub published_at: Instant,
+    published_at: Instant,
 }
 
 impl Frame {
     fn encode(message: &ServerMessage<'_>, chat_id: u64) -> Frame {
         let json = serde_json::to_string(message).expect("server messages always serialise");
-        Frame {
-            text: Utf8Bytes::from(json),
+        Frame::from_json(json, chat_id)
+    }
+
+    fn from_json(json: String, chat_id: u64) -> Frame {
+        Frame(Arc::new(EncodedFrame {
+            header: FrameHeader::text(json.len()),
+            json,
             chat_id,
             published_at: Instant::now(),
-        }
+        }))
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        &self.0.json
+    }
+
+    /// The WebSocket frame header that goes before [`text`](Self::text) on the wire.
+    pub fn header(&self) -> &[u8] {
+        self.0.header.as_bytes()
+    }
+
+    /// The chat id for `chat` frames, 0 for every other kind.
+    pub fn chat_id(&self) -> u64 {
+        self.0.chat_id
+    }
+
+    /// When the frame was built, to measure fan-out latency.
+    pub fn published_at(&self) -> Instant {
+        self.0.published_at
     }
 
     pub fn join(room: &str, user: &str) -> Frame {
@@ -197,11 +229,7 @@ impl Frame {
             messages.iter().map(|m| &**m),
             tail,
         );
-        Frame {
-            text: Utf8Bytes::from(json),
-            chat_id: 0,
-            published_at: Instant::now(),
-        }
+        Frame::from_json(json, 0)
     }
 }
 
@@ -213,7 +241,7 @@ pub fn messages_object<'a>(
     messages: impl Iterator<Item = &'a ChatRecord> + Clone,
     tail: &str,
 ) -> String {
-    let body: usize = messages.clone().map(|m| m.frame.text.len() + 1).sum();
+    let body: usize = messages.clone().map(|m| m.frame.text().len() + 1).sum();
     let mut json = String::with_capacity(32 + head.len() + room.len() + body + tail.len());
     json.push('{');
     json.push_str(head);
@@ -224,7 +252,7 @@ pub fn messages_object<'a>(
         if i > 0 {
             json.push(',');
         }
-        json.push_str(message.frame.text.as_str());
+        json.push_str(message.frame.text());
     }
     json.push(']');
     json.push_str(tail);
@@ -353,18 +381,17 @@ mod tests {
             "Hi \"there\"".into(),
             0,
         );
-        let v: serde_json::Value = serde_json::from_str(record.frame.text.as_str()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(record.frame.text()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type":"chat","room":"general","user":"alice",
                 "text":"Hi \"there\"","timestamp":"1970-01-01T00:00:00.000Z","id":7})
         );
         let history = Frame::history("general", &[Arc::new(record)], Some(true));
-        let v: serde_json::Value = serde_json::from_str(history.text.as_str()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(history.text()).unwrap();
         assert_eq!(v["messages"][0]["id"], 7);
         assert_eq!(v["recovered"], true);
-        let gap: serde_json::Value =
-            serde_json::from_str(Frame::gap("r", 3, 5).text.as_str()).unwrap();
+        let gap: serde_json::Value = serde_json::from_str(Frame::gap("r", 3, 5).text()).unwrap();
         assert_eq!(
             gap,
             serde_json::json!({"type":"gap","room":"r","missed":3,"from":3,"to":5})

@@ -20,6 +20,7 @@ use crate::config::{Config, ConfigError};
 use crate::history::{self, HistoryWriter, WriterSettings, WriterTask};
 use crate::http;
 use crate::registry::RoomRegistry;
+use crate::serve;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};
 
@@ -109,13 +110,12 @@ impl Server {
 
         let shutdown_signal = shutdown.clone();
         let router = http::router(app.clone());
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down: closing connections and flushing history");
-                let _ = shutdown_signal.send(true);
-            })
-            .await?;
+        serve::serve(listener, router, async move {
+            stop.await;
+            tracing::info!("shutting down: closing connections and flushing history");
+            let _ = shutdown_signal.send(true);
+        })
+        .await;
         let _ = shutdown.send(true); // in case serve ended on its own
 
         let grace = config.shutdown_grace();
@@ -160,15 +160,13 @@ async fn spawn_metrics_listener(
     }
     let listener = TcpListener::bind((config.bind_addr, config.metrics_port)).await?;
     tracing::info!(addr = %listener.local_addr()?, "metrics listening");
-    Ok(Some(tokio::spawn(async move {
-        let serve =
-            axum::serve(listener, http::metrics_router()).with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "metrics listener failed");
-        }
-    })))
+    Ok(Some(tokio::spawn(serve::serve(
+        listener,
+        http::metrics_router(),
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        },
+    ))))
 }
 
 /// Metrics upkeep and history retention; both end with the server.

@@ -7,16 +7,19 @@
 //! a fresh `presence`, and continues from the live edge.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::watch;
+use futures_util::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::app::App;
 use crate::history::HistoryError;
@@ -25,6 +28,7 @@ use crate::protocol::{
 };
 use crate::room::{HistoryPlan, HistoryRequest, Room};
 use crate::telemetry::CloseReason;
+use crate::ws::WsConnection;
 
 /// Longest a close frame may take to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -32,39 +36,38 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 type FeedItem = (Arc<str>, Result<Frame, BroadcastStreamRecvError>);
 
 /// Runs a connection until it ends, then leaves every room it was in.
-pub async fn run(socket: WebSocket, app: Arc<App>, user: Arc<str>) {
-    // Counted by the server's tracker, so shutdown can wait for this session to finish.
-    let _tracked = app.sessions.token();
+///
+/// Not an `async fn`: its arguments would stay in the future beside the session they move into,
+/// and every idle connection would carry that copy.
+pub fn run(socket: WsConnection, app: Arc<App>, user: Arc<str>) -> impl Future<Output = ()> {
     app.metrics.connections_opened.increment(1);
     app.metrics.connections_open.increment(1.0);
-    let shutdown = app.shutdown.clone();
-    let app_send_timeout = app.config.send_timeout();
     let mut session = Session {
+        send_timeout: app.config.send_timeout(),
         app,
         user,
         socket,
         feeds: StreamMap::new(),
         joined: HashMap::new(),
         last_heard: Instant::now(),
-        shutdown,
-        send_timeout: app_send_timeout,
     };
-    let reason = session.serve().await;
-    session.leave_all();
-    tracing::debug!(user = %session.user, reason = reason.as_str(), "connection closed");
-    session.app.metrics.connection_closed(reason);
-    session.app.metrics.connections_open.decrement(1.0);
+    async move {
+        let reason = session.serve().await;
+        session.leave_all();
+        tracing::debug!(user = %session.user, reason = reason.as_str(), "connection closed");
+        session.app.metrics.connection_closed(reason);
+        session.app.metrics.connections_open.decrement(1.0);
+    }
 }
 
 struct Session {
     app: Arc<App>,
     user: Arc<str>,
-    socket: WebSocket,
+    socket: WsConnection,
     /// Receivers of every joined room, keyed by room name.
     feeds: StreamMap<Arc<str>, BroadcastStream<Frame>>,
     joined: HashMap<Arc<str>, Joined>,
     last_heard: Instant,
-    shutdown: watch::Receiver<bool>,
     /// SEND_TIMEOUT_SECONDS, converted once.
     send_timeout: Duration,
 }
@@ -77,10 +80,11 @@ struct Joined {
 
 impl Session {
     async fn serve(&mut self) -> CloseReason {
-        if *self.shutdown.borrow() {
+        let mut shutdown = self.app.shutdown.clone();
+        if *shutdown.borrow_and_update() {
             return self
                 .close(
-                    close_code::AWAY,
+                    CloseCode::Away,
                     "server shutting down",
                     CloseReason::Shutdown,
                 )
@@ -89,10 +93,15 @@ impl Session {
         let ping_every = self.app.config.ping_interval();
         let mut ping = tokio::time::interval_at((Instant::now() + ping_every).into(), ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One shutdown future for the whole session: a new one per loop would register with
+        // (and unregister from) the channel shared by every session, each time a frame goes out.
+        let mut shutdown = pin!(async move {
+            let _ = shutdown.changed().await;
+        });
         loop {
             let step = tokio::select! {
-                _ = self.shutdown.changed() => {
-                    return self.close(close_code::AWAY, "server shutting down", CloseReason::Shutdown).await;
+                _ = &mut shutdown => {
+                    return self.close(CloseCode::Away, "server shutting down", CloseReason::Shutdown).await;
                 }
                 incoming = self.socket.recv() => self.on_incoming(incoming).await,
                 Some(item) = self.feeds.next(), if !self.feeds.is_empty() => self.deliver_batch(item).await,
@@ -106,7 +115,7 @@ impl Session {
 
     async fn on_incoming(
         &mut self,
-        incoming: Option<Result<Message, axum::Error>>,
+        incoming: Option<Result<Message, WsError>>,
     ) -> Result<(), CloseReason> {
         let message = match incoming {
             None => return Err(CloseReason::ClientClose),
@@ -115,54 +124,53 @@ impl Session {
         };
         self.last_heard = Instant::now();
         match message {
-            Message::Text(text) => self.handle_text(&text).await?,
+            Message::Text(text) => self.handle_text(&text).await,
             Message::Binary(_) => {
                 self.app.metrics.received_invalid.increment(1);
                 self.send_error(ProtocolError::new(
                     ErrorCode::BinaryUnsupported,
                     "binary frames are not supported; send JSON text frames",
-                ))
-                .await?;
+                ));
             }
             Message::Close(_) => {
                 // tungstenite has queued the close reply; send it to complete the handshake.
                 let _ = self.flush().await;
                 return Err(CloseReason::ClientClose);
             }
-            Message::Ping(_) | Message::Pong(_) => {}
+            // tungstenite has queued the pong for a ping; raw frames are never read.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
         self.flush().await
     }
 
     /// Maps a read error to a close reason, telling the client why when it can still hear it.
-    async fn on_socket_error(&mut self, error: axum::Error) -> CloseReason {
-        use tokio_tungstenite::tungstenite::Error as WsError;
-        match error.into_inner().downcast::<WsError>().map(|e| *e) {
-            Ok(WsError::Capacity(e)) => {
+    async fn on_socket_error(&mut self, error: WsError) -> CloseReason {
+        match error {
+            WsError::Capacity(e) => {
                 let reason = format!(
                     "message too big: {e} (limit {} bytes)",
                     self.app.config.max_frame_bytes
                 );
-                self.close(close_code::SIZE, &reason, CloseReason::TooLarge)
+                self.close(CloseCode::Size, &reason, CloseReason::TooLarge)
                     .await
             }
-            Ok(WsError::Protocol(e)) => {
+            WsError::Protocol(e) => {
                 self.close(
-                    close_code::PROTOCOL,
+                    CloseCode::Protocol,
                     &e.to_string(),
                     CloseReason::ProtocolError,
                 )
                 .await
             }
-            Ok(WsError::Utf8(_)) => {
+            WsError::Utf8(_) => {
                 self.close(
-                    close_code::INVALID,
+                    CloseCode::Invalid,
                     "invalid UTF-8",
                     CloseReason::ProtocolError,
                 )
                 .await
             }
-            Ok(WsError::ConnectionClosed | WsError::AlreadyClosed) => CloseReason::ClientClose,
+            WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::ClientClose,
             _ => CloseReason::Reset,
         }
     }
@@ -171,11 +179,12 @@ impl Session {
         if self.last_heard.elapsed() >= every * 2 {
             return Err(CloseReason::Timeout);
         }
-        self.write(Message::Ping(Default::default())).await?;
+        self.socket.queue_ping();
         self.flush().await
     }
 
-    async fn handle_text(&mut self, text: &str) -> Result<(), CloseReason> {
+    /// Handles one client message, queueing the frames that answer it.
+    async fn handle_text(&mut self, text: &str) {
         let metrics = &self.app.metrics;
         let outcome = match parse_client_message(text) {
             Err(error) => {
@@ -184,7 +193,9 @@ impl Session {
             }
             Ok(ClientMessage::Join { room, since }) => {
                 metrics.received_join.increment(1);
-                self.join(room, since).await
+                // Boxed: joining may wait on the store, and that state machine is kilobytes that
+                // every idle session would otherwise carry inline.
+                Box::pin(self.join(room, since)).await
             }
             Ok(ClientMessage::Chat { room, text }) => {
                 metrics.received_chat.increment(1);
@@ -199,11 +210,10 @@ impl Session {
             Ok(frames) => {
                 self.app.metrics.deliveries.increment(frames.len() as u64);
                 for frame in frames {
-                    self.write_frame(&frame).await?;
+                    self.socket.queue(frame);
                 }
-                Ok(())
             }
-            Err(error) => self.send_error(error).await,
+            Err(error) => self.send_error(error),
         }
     }
 
@@ -339,26 +349,30 @@ impl Session {
         self.feeds.clear();
     }
 
-    /// Writes `first` and every other frame already waiting in any joined room, then flushes once.
+    /// Writes `first` and every other frame already waiting in any joined room, then flushes once
+    /// (or early, whenever WS_WRITE_BUFFER_BYTES are queued).
     async fn deliver_batch(&mut self, first: FeedItem) -> Result<(), CloseReason> {
         let max_batch = self.app.config.max_batch_frames;
+        let write_early_at = self.app.config.ws_write_buffer_bytes;
         let mut delivered = 0usize;
         let mut oldest: Option<Instant> = None;
-        // One deadline for the whole batch: no clock read per frame.
-        let deadline = tokio::time::Instant::now() + self.send_timeout;
         let mut next = Some(first);
         while let Some((room, item)) = next {
             for frame in self.frames_for(&room, item).into_iter().flatten() {
                 // Latency is sampled from room frames (chat, join, leave), not from the gap and
                 // presence frames this session made itself.
-                if frame.chat_id != 0 || oldest.is_none() {
-                    oldest = Some(oldest.map_or(frame.published_at, |t| t.min(frame.published_at)));
+                if frame.chat_id() != 0 || oldest.is_none() {
+                    let at = frame.published_at();
+                    oldest = Some(oldest.map_or(at, |t| t.min(at)));
                 }
-                self.write_by(Message::Text(frame.text), deadline).await?;
+                self.socket.queue(frame);
                 delivered += 1;
             }
             if delivered >= max_batch {
                 break;
+            }
+            if self.socket.queued_bytes() >= write_early_at {
+                self.flush().await?;
             }
             next = ready_now(&mut self.feeds).await;
         }
@@ -385,10 +399,10 @@ impl Session {
             return [None, None];
         };
         match item {
-            Ok(frame) if frame.chat_id == 0 => [Some(frame), None],
-            Ok(frame) if frame.chat_id <= joined.last_id => [None, None],
+            Ok(frame) if frame.chat_id() == 0 => [Some(frame), None],
+            Ok(frame) if frame.chat_id() <= joined.last_id => [None, None],
             Ok(frame) => {
-                joined.last_id = frame.chat_id;
+                joined.last_id = frame.chat_id();
                 [Some(frame), None]
             }
             Err(BroadcastStreamRecvError::Lagged(lost)) => {
@@ -406,34 +420,14 @@ impl Session {
         }
     }
 
-    async fn send_error(&mut self, error: ProtocolError) -> Result<(), CloseReason> {
+    /// Queues an error frame for the client.
+    fn send_error(&mut self, error: ProtocolError) {
         self.app.metrics.error_frame(error.code.as_str());
         self.app.metrics.deliveries.increment(1);
-        self.write_frame(&Frame::error(&error)).await
+        self.socket.queue(Frame::error(&error));
     }
 
-    async fn write_frame(&mut self, frame: &Frame) -> Result<(), CloseReason> {
-        self.write(Message::Text(frame.text.clone())).await
-    }
-
-    /// Queues a message in the socket's write buffer (it writes only when the buffer is full).
-    async fn write(&mut self, message: Message) -> Result<(), CloseReason> {
-        let deadline = tokio::time::Instant::now() + self.send_timeout;
-        self.write_by(message, deadline).await
-    }
-
-    async fn write_by(
-        &mut self,
-        message: Message,
-        deadline: tokio::time::Instant,
-    ) -> Result<(), CloseReason> {
-        match tokio::time::timeout_at(deadline, self.socket.feed(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(CloseReason::Reset),
-            Err(_) => Err(self.slow_client()),
-        }
-    }
-
+    /// Writes everything queued, within SEND_TIMEOUT_SECONDS.
     async fn flush(&mut self) -> Result<(), CloseReason> {
         match tokio::time::timeout(self.send_timeout, self.socket.flush()).await {
             Ok(Ok(())) => Ok(()),
@@ -449,14 +443,14 @@ impl Session {
     }
 
     /// Sends a close frame (best effort, bounded by the send timeout) and returns `reason`.
-    async fn close(&mut self, code: u16, reason: &str, outcome: CloseReason) -> CloseReason {
-        let frame = CloseFrame {
+    async fn close(&mut self, code: CloseCode, reason: &str, outcome: CloseReason) -> CloseReason {
+        self.socket.queue_close(CloseFrame {
             code,
-            reason: Utf8Bytes::from(truncate_reason(reason)),
-        };
+            reason: truncate_reason(reason).into(),
+        });
         // A peer that is not reading must not hold up shutdown for a whole send timeout.
-        let timeout = self.app.config.send_timeout().min(CLOSE_TIMEOUT);
-        let _ = tokio::time::timeout(timeout, self.socket.send(Message::Close(Some(frame)))).await;
+        let timeout = self.send_timeout.min(CLOSE_TIMEOUT);
+        let _ = tokio::time::timeout(timeout, self.socket.flush()).await;
         outcome
     }
 }

@@ -183,3 +183,55 @@ async fn bad_user_names_are_refused_before_the_upgrade() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn requests_that_are_not_websocket_upgrades_get_a_clear_status() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let upgrade = |request: reqwest::RequestBuilder, skip: &str| {
+        [
+            ("Connection", "keep-alive, Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        .into_iter()
+        .filter(|(name, _)| *name != skip)
+        .fold(request, |request, (name, value)| {
+            request.header(name, value)
+        })
+    };
+    let url = server.url("/ws?user=alice");
+    let cases = [
+        (upgrade(client.get(&url), "Upgrade"), 400, "Upgrade header"),
+        (
+            upgrade(client.get(&url), "Connection"),
+            400,
+            "Connection header",
+        ),
+        (upgrade(client.get(&url), "Sec-WebSocket-Key"), 400, "Key"),
+        (
+            upgrade(client.get(&url), "Sec-WebSocket-Version"),
+            426,
+            "version",
+        ),
+        (
+            upgrade(client.get(&url), "Sec-WebSocket-Version").header("Sec-WebSocket-Version", "8"),
+            426,
+            "version",
+        ),
+    ];
+    for (request, status, says) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{says}");
+        if status == 426 {
+            assert_eq!(response.headers()["sec-websocket-version"], "13");
+        }
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+    }
+    // None of that hurt the server: a real client still connects.
+    let mut alice = server.connect("alice").await;
+    alice.join("r").await;
+    server.shutdown().await;
+}

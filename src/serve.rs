@@ -1,0 +1,89 @@
+//! Accepting TCP connections and serving HTTP/1.1 on them, with hyper directly.
+//!
+//! `axum::serve` wraps every connection in a private type, so an upgraded WebSocket can only be
+//! used through layers of dynamic dispatch and buffering. Serving with hyper's HTTP/1 builder
+//! hands [`crate::ws`] the plain `TcpStream` back. Shutdown is graceful as with `axum::serve`:
+//! stop accepting, let requests in flight finish, close idle keep-alive connections.
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+/// Pause after an accept error that is not about one connection (e.g. out of descriptors), so a
+/// full process does not spin; connections closing meanwhile make room.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serves `router` on `listener` until `stop` completes, then waits for open HTTP requests.
+/// Upgraded connections are not waited for: they belong to whoever took them over.
+pub async fn serve(listener: TcpListener, router: Router, stop: impl Future<Output = ()>) {
+    let connections = TaskTracker::new();
+    let (closing_tx, closing) = watch::channel(false);
+    let mut stop = pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                connections.spawn(serve_connection(stream, router.clone(), closing.clone()));
+            }
+            Err(error) if is_about_one_connection(&error) => {}
+            Err(error) => {
+                tracing::error!(%error, "accepting connections failed; pausing");
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
+                }
+            }
+        }
+    }
+    let _ = closing_tx.send(true);
+    connections.close();
+    connections.wait().await;
+}
+
+async fn serve_connection(stream: TcpStream, router: Router, mut closing: watch::Receiver<bool>) {
+    // Frames are written in whole batches; Nagle's delay would only add latency.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "could not set TCP_NODELAY");
+    }
+    let connection = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
+        .with_upgrades();
+    let mut connection = pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = closed(&mut closing) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "HTTP connection ended with an error");
+    }
+}
+
+/// Completes once the server starts closing (or is gone).
+async fn closed(closing: &mut watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// Errors that end one connection attempt, not the listener.
+fn is_about_one_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}

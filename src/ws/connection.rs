@@ -1,0 +1,326 @@
+//! One upgraded WebSocket connection over a raw TCP stream.
+//!
+//! Frames to send wait in an outbox of shared [`Frame`]s and are written with vectored writes, as
+//! many per system call as are queued. The outbox is the only write-side state: it holds
+//! references, not copies, and gives its memory back once drained. Incoming bytes go through
+//! tungstenite's [`WebSocketContext`], which reads straight from the socket when it is readable;
+//! the control replies it produces (pong, close) are queued in the same outbox, in order.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, Read, Write};
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::{
+    CloseFrame, Role, WebSocketConfig, WebSocketContext,
+};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::protocol::Frame;
+
+/// Buffers handed to one `writev`: two per frame (header, JSON), well under `IOV_MAX` (1024).
+const MAX_SLICES_PER_WRITE: usize = 64;
+
+/// Outbox slots kept after a drain; a burst that needed more gives the rest back.
+const OUTBOX_SLOTS_KEPT: usize = 16;
+
+/// Something waiting to be written.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A server frame, shared with every other subscriber that has it queued.
+    Frame(Frame),
+    /// Bytes of a control frame (ping, pong, close) framed by tungstenite.
+    Control(Box<[u8]>),
+}
+
+impl Outgoing {
+    /// The bytes to write, as (up to) two slices.
+    fn parts(&self) -> [&[u8]; 2] {
+        match self {
+            Outgoing::Frame(frame) => [frame.header(), frame.text().as_bytes()],
+            Outgoing::Control(bytes) => [bytes, &[]],
+        }
+    }
+
+    fn len(&self) -> usize {
+        let [a, b] = self.parts();
+        a.len() + b.len()
+    }
+}
+
+/// The server end of an open WebSocket connection.
+pub struct WsConnection {
+    stream: TcpStream,
+    /// Tungstenite's protocol state, used for reading and for control frames.
+    context: WebSocketContext,
+    /// Whether tungstenite may hold unread frames (or the HTTP parser left bytes behind).
+    may_have_buffered: bool,
+    outbox: Outbox,
+}
+
+impl WsConnection {
+    /// Wraps an upgraded stream; `pre_read` is what the HTTP parser read past the request.
+    pub fn new(stream: TcpStream, pre_read: &[u8], config: WebSocketConfig) -> Self {
+        let context = if pre_read.is_empty() {
+            WebSocketContext::new(Role::Server, Some(config))
+        } else {
+            WebSocketContext::from_partially_read(pre_read.to_vec(), Role::Server, Some(config))
+        };
+        WsConnection {
+            stream,
+            context,
+            may_have_buffered: true,
+            outbox: Outbox::default(),
+        }
+    }
+
+    /// The next message from the client; `None` once the connection is closed.
+    ///
+    /// Cancel-safe: partial frames stay in tungstenite's buffer. Control replies it queues (a pong,
+    /// the answer to a close) are in the outbox afterwards; call [`flush`](Self::flush).
+    pub async fn recv(&mut self) -> Option<Result<Message, WsError>> {
+        loop {
+            // Readiness first: asking tungstenite to read when nothing is buffered or readable
+            // would cost a buffer fill per wake-up, and the session wakes for every frame it sends.
+            if !self.may_have_buffered {
+                if let Err(e) = poll_fn(|cx| self.stream.poll_read_ready(cx)).await {
+                    return Some(Err(WsError::Io(e)));
+                }
+            }
+            let mut io = SocketIo {
+                stream: &self.stream,
+                outbox: &mut self.outbox,
+            };
+            match self.context.read(&mut io) {
+                Ok(message) => {
+                    // Move any reply tungstenite queued for this message into the outbox now.
+                    let _ = self.context.flush(&mut io);
+                    // One read may have brought several frames.
+                    self.may_have_buffered = true;
+                    return Some(Ok(message));
+                }
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.may_have_buffered = false;
+                }
+                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Queues a frame; nothing is written before [`flush`](Self::flush).
+    pub fn queue(&mut self, frame: Frame) {
+        self.outbox.push(Outgoing::Frame(frame));
+    }
+
+    /// Queues a ping.
+    pub fn queue_ping(&mut self) {
+        self.queue_control(|context, io| context.write(io, Message::Ping(Default::default())));
+    }
+
+    /// Queues a close frame; the connection accepts no more messages after it.
+    pub fn queue_close(&mut self, frame: CloseFrame) {
+        self.queue_control(|context, io| context.close(io, Some(frame)));
+    }
+
+    fn queue_control(
+        &mut self,
+        write: impl FnOnce(&mut WebSocketContext, &mut SocketIo<'_>) -> Result<(), WsError>,
+    ) {
+        let mut io = SocketIo {
+            stream: &self.stream,
+            outbox: &mut self.outbox,
+        };
+        // Errors only mean the connection is already closing; there is nothing left to tell.
+        if write(&mut self.context, &mut io).is_ok() {
+            let _ = self.context.flush(&mut io);
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.bytes
+    }
+
+    /// Writes everything queued, as few system calls as the socket allows.
+    ///
+    /// Cancel-safe: what was written is removed from the outbox, the rest stays queued.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        loop {
+            match self.outbox.write_to(&self.stream) {
+                Ok(()) if self.outbox.is_empty() => return Ok(()),
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    poll_fn(|cx| self.stream.poll_write_ready(cx)).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Frames waiting to be written, oldest first.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Outgoing>,
+    /// Bytes of the front item already written.
+    front_written: usize,
+    /// Bytes queued, not counting `front_written`.
+    bytes: usize,
+}
+
+impl Outbox {
+    fn push(&mut self, item: Outgoing) {
+        self.bytes += item.len();
+        self.queue.push_back(item);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// One vectored write of as much as fits in [`MAX_SLICES_PER_WRITE`] buffers.
+    fn write_to(&mut self, stream: &TcpStream) -> io::Result<()> {
+        if self.queue.is_empty() {
+            return Ok(());
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES_PER_WRITE];
+        let mut count = 0;
+        let mut skip = self.front_written;
+        'fill: for item in &self.queue {
+            for part in item.parts() {
+                // Only the front item was partly written; `skip` is spent within it.
+                let from = skip.min(part.len());
+                skip -= from;
+                let rest = &part[from..];
+                if rest.is_empty() {
+                    continue;
+                }
+                if count == MAX_SLICES_PER_WRITE {
+                    break 'fill;
+                }
+                slices[count] = IoSlice::new(rest);
+                count += 1;
+            }
+        }
+        let written = stream.try_write_vectored(&slices[..count])?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.consume(written);
+        Ok(())
+    }
+
+    /// Drops what a write took from the front.
+    fn consume(&mut self, mut written: usize) {
+        self.bytes -= written;
+        while let Some(front) = self.queue.front() {
+            let left = front.len() - self.front_written;
+            if written < left {
+                self.front_written += written;
+                return;
+            }
+            written -= left;
+            self.front_written = 0;
+            self.queue.pop_front();
+        }
+        if self.queue.capacity() > OUTBOX_SLOTS_KEPT {
+            self.queue = VecDeque::new();
+        }
+    }
+}
+
+/// What tungstenite reads from and writes to: the socket for reading (never blocking), the outbox
+/// for writing, so control frames queue behind the frames already waiting.
+struct SocketIo<'a> {
+    stream: &'a TcpStream,
+    outbox: &'a mut Outbox,
+}
+
+impl Read for SocketIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.try_read(buf)
+    }
+}
+
+impl Write for SocketIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() {
+            self.outbox.push(Outgoing::Control(buf.into()));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ChatRecord, Frame};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::WebSocketStream;
+
+    /// A server connection and a tungstenite client over real loopback TCP.
+    async fn pair() -> (WsConnection, WebSocketStream<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let server = WsConnection::new(accepted.unwrap().0, &[], WebSocketConfig::default());
+        let client = WebSocketStream::from_raw_socket(client.unwrap(), Role::Client, None).await;
+        (server, client)
+    }
+
+    fn chat(id: u64, text: &str) -> Frame {
+        ChatRecord::new("r".into(), id, "u".into(), text.into(), 0).frame
+    }
+
+    /// More than the socket buffers hold, so writes are partial and resume mid-frame; the client
+    /// must still read every frame, whole and in order.
+    #[tokio::test]
+    async fn partial_writes_resume_exactly_where_they_stopped() {
+        let (mut server, mut client) = pair().await;
+        let text = "x".repeat(3000);
+        let frames = 2000u64;
+        for id in 1..=frames {
+            server.queue(chat(id, &text));
+        }
+        let reader = tokio::spawn(async move {
+            let mut ids = Vec::new();
+            while ids.len() < frames as usize {
+                let message = client.next().await.unwrap().unwrap();
+                let value: serde_json::Value =
+                    serde_json::from_str(message.to_text().unwrap()).unwrap();
+                assert_eq!(value["text"].as_str().unwrap().len(), 3000);
+                ids.push(value["id"].as_u64().unwrap());
+            }
+            ids
+        });
+        server.flush().await.unwrap();
+        assert_eq!(server.queued_bytes(), 0);
+        let ids = reader.await.unwrap();
+        assert_eq!(ids, (1..=frames).collect::<Vec<_>>());
+    }
+
+    /// A ping is answered with a pong carrying its payload, queued behind frames already waiting.
+    #[tokio::test]
+    async fn pings_are_answered_in_order() {
+        let (mut server, mut client) = pair().await;
+        client
+            .send(Message::Ping(b"hi".to_vec().into()))
+            .await
+            .unwrap();
+        server.queue(chat(1, "before the pong"));
+        let received = server.recv().await.unwrap().unwrap();
+        assert!(matches!(received, Message::Ping(_)));
+        server.flush().await.unwrap();
+        let first = client.next().await.unwrap().unwrap();
+        assert!(first.to_text().unwrap().contains("before the pong"));
+        let second = client.next().await.unwrap().unwrap();
+        assert_eq!(second, Message::Pong(b"hi".to_vec().into()));
+    }
+}
