@@ -40,7 +40,7 @@ run() {
   rm -rf "$db"
 }
 
-groups=${*:-fanout slo rooms idle churn storm}
+groups=${*:-fanout slo rooms idle churn storm joins}
 for g in $groups; do
   for i in $(seq "$RUNS"); do
     case $g in
@@ -51,6 +51,7 @@ for g in $groups; do
       idle) run "idle-$i" --scenario idle -c 5000 --warmup 0s --duration 10s ;;
       churn) run "churn-$i" --scenario churn -c 100 --duration 10s ;;
       storm) run "storm-$i" --scenario reconnect-storm -c 5000 --warmup 1s --duration 10s ;;
+      joins) run "joins-$i" --scenario joins --join-rate 1000 --seed-history 50 --duration 10s ;;
     esac
   done
 done

@@ -76,6 +76,33 @@ latency_table("Churn: 100 clients looping connect → join → leave → close",
 latency_table("Reconnect storm: 5000 clients drop at once and rejoin", load("storm"),
               ["reconnect", "connect", "join"])
 
+
+def joins_table(title, runs):
+    if not runs:
+        return
+    print(f"### {title} (median of {len(runs)} run{'s' if len(runs) > 1 else ''})\n")
+    print("| histogram | count | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in ("join", "join_lag", "connect"):
+        cells = [fmt(med(runs, row, k), 2) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")]
+        print(f"| {row.replace('_', ' ')} | {fmt(med(runs, row, 'count'), 0)} | " + " | ".join(cells) + " |")
+    c = lambda k: fmt(med(runs, "counters", k), 0)
+    joins = [r["resources"]["window_deliveries"] / max(r["resources"]["window_secs"], 1e-9) for r in runs]
+    res = lambda k, d=1: fmt(med(runs, "resources", k), d)
+    print(
+        f"\njoins scheduled {c('joins_scheduled')}, completed {c('joins_completed')}, "
+        f"with history {c('joins_with_history')}; achieved {fmt(statistics.median(joins))} joins/s; errors: "
+        + (", ".join(sorted({k for r in runs for k in r["counters"]["errors"]})) or "none")
+    )
+    print(
+        f"\n| resources | loadtest | server |\n|---|---:|---:|\n"
+        f"| CPU % of one core | {res('loadtest_cpu_percent')} | {res('server_cpu_percent')} |\n"
+        f"| CPU µs per join | {res('loadtest_cpu_us_per_delivery', 2)} | {res('server_cpu_us_per_delivery', 2)} |\n"
+    )
+
+
+joins_table("Joins: 1000 joins/s into 1 room with 50 messages of history, pool of 100", load("joins"))
+
 for path in sorted(glob.glob(os.path.join(out, "slo-*.json"))):
     with open(path) as f:
         slo = json.load(f)["slo"]
