@@ -21,6 +21,10 @@ pub struct App {
     pub metrics: Metrics,
     /// Turns true when the server begins shutting down; sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// Advances every PING_INTERVAL_SECONDS; each session pings its client on every tick. One
+    /// clock for all sessions instead of a timer each: nothing to re-arm per frame sent, and no
+    /// timer entry per idle connection.
+    pub ping_clock: watch::Receiver<u64>,
     /// Every live session, so shutdown can wait for them (axum does not track upgraded
     /// connections).
     pub sessions: TaskTracker,

@@ -138,8 +138,11 @@ pub struct Frame(Arc<EncodedFrame>);
 
 #[derive(Debug)]
 struct EncodedFrame {
-    header: FrameHeader,
-    json: String,
+    /// Room for the longest WebSocket header, the header right-aligned in it from `start`, then
+    /// the JSON: one contiguous buffer, so a lone frame is one plain `write` (measurably cheaper
+    /// in the kernel than a two-part `writev`), and the JSON is serialised straight into it.
+    wire: Vec<u8>,
+    start: u8,
     /// The chat id for `chat` frames, 0 for every other kind.
     chat_id: u64,
     /// When the frame was published, to measure fan-out latency.
@@ -148,14 +151,26 @@ struct EncodedFrame {
 
 impl Frame {
     fn encode(message: &ServerMessage<'_>, chat_id: u64) -> Frame {
-        let json = serde_json::to_string(message).expect("server messages always serialise");
-        Frame::from_json(json, chat_id)
+        let mut wire = vec![0; FrameHeader::MAX_LEN];
+        serde_json::to_writer(&mut wire, message).expect("server messages always serialise");
+        Frame::framed(wire, chat_id)
     }
 
-    fn from_json(json: String, chat_id: u64) -> Frame {
+    fn from_json(json: &str, chat_id: u64) -> Frame {
+        let mut wire = Vec::with_capacity(FrameHeader::MAX_LEN + json.len());
+        wire.resize(FrameHeader::MAX_LEN, 0);
+        wire.extend_from_slice(json.as_bytes());
+        Frame::framed(wire, chat_id)
+    }
+
+    /// `wire` is [`FrameHeader::MAX_LEN`] bytes of room, then the JSON.
+    fn framed(mut wire: Vec<u8>, chat_id: u64) -> Frame {
+        let header = FrameHeader::text(wire.len() - FrameHeader::MAX_LEN);
+        let start = FrameHeader::MAX_LEN - header.as_bytes().len();
+        wire[start..FrameHeader::MAX_LEN].copy_from_slice(header.as_bytes());
         Frame(Arc::new(EncodedFrame {
-            header: FrameHeader::text(json.len()),
-            json,
+            wire,
+            start: start as u8,
             chat_id,
             published_at: Instant::now(),
         }))
@@ -163,12 +178,13 @@ impl Frame {
 
     /// The JSON text.
     pub fn text(&self) -> &str {
-        &self.0.json
+        std::str::from_utf8(&self.0.wire[FrameHeader::MAX_LEN..])
+            .expect("serde_json and from_json only write UTF-8")
     }
 
-    /// The WebSocket frame header that goes before [`text`](Self::text) on the wire.
-    pub fn header(&self) -> &[u8] {
-        self.0.header.as_bytes()
+    /// The whole frame as it goes on the wire: WebSocket header, then [`text`](Self::text).
+    pub fn wire(&self) -> &[u8] {
+        &self.0.wire[usize::from(self.0.start)..]
     }
 
     /// The chat id for `chat` frames, 0 for every other kind.
@@ -229,7 +245,7 @@ impl Frame {
             messages.iter().map(|m| &**m),
             tail,
         );
-        Frame::from_json(json, 0)
+        Frame::from_json(&json, 0)
     }
 }
 

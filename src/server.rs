@@ -44,6 +44,7 @@ pub struct Server {
     app: Arc<App>,
     writer: WriterTask,
     shutdown: watch::Sender<bool>,
+    ping_clock: watch::Sender<u64>,
 }
 
 impl Server {
@@ -75,6 +76,7 @@ impl Server {
             metrics.clone(),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (ping_clock, ping_clock_rx) = watch::channel(0);
         let app = Arc::new(App {
             config,
             registry,
@@ -82,6 +84,7 @@ impl Server {
             history,
             metrics,
             shutdown: shutdown_rx,
+            ping_clock: ping_clock_rx,
             sessions: TaskTracker::new(),
             started: Instant::now(),
         });
@@ -89,6 +92,7 @@ impl Server {
             app,
             writer,
             shutdown,
+            ping_clock,
         })
     }
 
@@ -102,11 +106,12 @@ impl Server {
             app,
             writer,
             shutdown,
+            ping_clock,
         } = self;
         let config = &app.config;
         let stopping = app.shutdown.clone();
         let metrics_server = spawn_metrics_listener(config, stopping.clone()).await?;
-        let background = spawn_background(&app);
+        let background = spawn_background(&app, ping_clock);
 
         let shutdown_signal = shutdown.clone();
         let router = http::router(app.clone());
@@ -169,16 +174,27 @@ async fn spawn_metrics_listener(
     ))))
 }
 
-/// Metrics upkeep and history retention; both end with the server.
-fn spawn_background(app: &Arc<App>) -> Vec<JoinHandle<()>> {
+/// The ping clock, metrics upkeep and history retention; all end with the server.
+fn spawn_background(app: &Arc<App>, ping_clock: watch::Sender<u64>) -> Vec<JoinHandle<()>> {
     let config = &app.config;
-    let mut tasks = vec![tokio::spawn(async {
-        let mut ticker = tokio::time::interval(METRICS_UPKEEP_EVERY);
-        loop {
-            ticker.tick().await;
-            telemetry::recorder().run_upkeep();
-        }
-    })];
+    let ping_every = config.ping_interval();
+    let mut tasks = vec![
+        tokio::spawn(async move {
+            let mut ticker =
+                tokio::time::interval_at((Instant::now() + ping_every).into(), ping_every);
+            loop {
+                ticker.tick().await;
+                ping_clock.send_modify(|tick| *tick += 1);
+            }
+        }),
+        tokio::spawn(async {
+            let mut ticker = tokio::time::interval(METRICS_UPKEEP_EVERY);
+            loop {
+                ticker.tick().await;
+                telemetry::recorder().run_upkeep();
+            }
+        }),
+    ];
     let max_age = (config.history_max_age_seconds > 0)
         .then(|| Duration::from_secs(config.history_max_age_seconds));
     tasks.extend(history::spawn_retention(

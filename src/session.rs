@@ -1,12 +1,11 @@
 //! One WebSocket connection: a single task that selects over the client's socket, the feeds of
-//! every room it joined, its ping timer and server shutdown.
+//! every room it joined, the server's ping clock and shutdown.
 //!
 //! Frames from rooms are written in batches: every frame that is ready is fed to the socket, then
 //! the socket is flushed once. A feed that lags behind its room's buffer never ends the session
 //! silently and never slows the room: the client gets a `gap` frame naming the chat ids it missed,
 //! a fresh `presence`, and continues from the live edge.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tokio::sync::watch;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
@@ -48,7 +48,7 @@ pub fn run(socket: WsConnection, app: Arc<App>, user: Arc<str>) -> impl Future<O
         user,
         socket,
         feeds: StreamMap::new(),
-        joined: HashMap::new(),
+        joined: JoinedRooms::default(),
         last_heard: Instant::now(),
     };
     async move {
@@ -66,13 +66,44 @@ struct Session {
     socket: WsConnection,
     /// Receivers of every joined room, keyed by room name.
     feeds: StreamMap<Arc<str>, BroadcastStream<Frame>>,
-    joined: HashMap<Arc<str>, Joined>,
+    joined: JoinedRooms,
     last_heard: Instant,
     /// SEND_TIMEOUT_SECONDS, converted once.
     send_timeout: Duration,
 }
 
+/// The rooms a session is in: a few at most (MAX_ROOMS_PER_CONNECTION), so a list beats a hash
+/// map — and a delivery finds its room by pointer, without hashing the name.
+#[derive(Default)]
+struct JoinedRooms(Vec<Joined>);
+
+impl JoinedRooms {
+    fn get(&self, name: &str) -> Option<&Joined> {
+        self.0.iter().find(|j| &*j.name == name)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut Joined> {
+        self.0.iter_mut().find(|j| &*j.name == name)
+    }
+
+    /// The room a feed item came from; `key` is the very `name` the feed was registered under.
+    fn feed_mut(&mut self, key: &Arc<str>) -> Option<&mut Joined> {
+        self.0.iter_mut().find(|j| Arc::ptr_eq(&j.name, key))
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Joined> {
+        let at = self.0.iter().position(|j| &*j.name == name)?;
+        Some(self.0.swap_remove(at))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 struct Joined {
+    /// Also the key of this room's feed.
+    name: Arc<str>,
     room: Arc<Room>,
     /// The last chat id this client was sent (or skipped past with a gap frame).
     last_id: u64,
@@ -91,8 +122,9 @@ impl Session {
                 .await;
         }
         let ping_every = self.app.config.ping_interval();
-        let mut ping = tokio::time::interval_at((Instant::now() + ping_every).into(), ping_every);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut clock = self.app.ping_clock.clone();
+        clock.borrow_and_update(); // ticks before this session began are not for it
+        let mut ping = pin!(next_tick(clock));
         // One shutdown future for the whole session: a new one per loop would register with
         // (and unregister from) the channel shared by every session, each time a frame goes out.
         let mut shutdown = pin!(async move {
@@ -105,7 +137,10 @@ impl Session {
                 }
                 incoming = self.socket.recv() => self.on_incoming(incoming).await,
                 Some(item) = self.feeds.next(), if !self.feeds.is_empty() => self.deliver_batch(item).await,
-                _ = ping.tick() => self.on_ping_tick(ping_every).await,
+                clock = &mut ping => {
+                    ping.set(next_tick(clock));
+                    self.on_ping_tick(ping_every).await
+                }
             };
             if let Err(reason) = step {
                 return reason;
@@ -278,13 +313,11 @@ impl Session {
         let subscription = room.subscribe(&self.user, request);
         self.feeds
             .insert(name.clone(), BroadcastStream::new(subscription.receiver));
-        self.joined.insert(
-            name.clone(),
-            Joined {
-                room: room.clone(),
-                last_id: subscription.last_id,
-            },
-        );
+        self.joined.0.push(Joined {
+            name: name.clone(),
+            room: room.clone(),
+            last_id: subscription.last_id,
+        });
         self.app.metrics.room_joins.increment(1);
 
         let mut frames = Vec::with_capacity(2);
@@ -342,7 +375,7 @@ impl Session {
     }
 
     fn leave_all(&mut self) {
-        for (_, joined) in self.joined.drain() {
+        for joined in self.joined.0.drain(..) {
             self.app.registry.leave(&joined.room, &self.user);
             self.app.metrics.room_leaves.increment(1);
         }
@@ -395,7 +428,7 @@ impl Session {
         room: &Arc<str>,
         item: Result<Frame, BroadcastStreamRecvError>,
     ) -> [Option<Frame>; 2] {
-        let Some(joined) = self.joined.get_mut(room) else {
+        let Some(joined) = self.joined.feed_mut(room) else {
             return [None, None];
         };
         match item {
@@ -429,6 +462,12 @@ impl Session {
 
     /// Writes everything queued, within SEND_TIMEOUT_SECONDS.
     async fn flush(&mut self) -> Result<(), CloseReason> {
+        // Almost always the socket takes it all at once: then no timer is armed at all.
+        match self.socket.try_flush() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(_) => return Err(CloseReason::Reset),
+        }
         match tokio::time::timeout(self.send_timeout, self.socket.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(CloseReason::Reset),
@@ -496,6 +535,15 @@ async fn history_from_store(
         // Only up to `upto`: later messages reach the client live, through its subscription.
         _ => (room.latest(app.config.max_history, upto), Some(false)),
     }
+}
+
+/// Waits for the ping clock to tick, then hands the clock back for the next wait.
+async fn next_tick(mut clock: watch::Receiver<u64>) -> watch::Receiver<u64> {
+    if clock.changed().await.is_err() {
+        // The clock stopped: the server is shutting down, which the session hears about anyway.
+        std::future::pending::<()>().await;
+    }
+    clock
 }
 
 /// The next feed item if one is ready right now, without waiting.

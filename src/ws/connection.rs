@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::protocol::Frame;
 
-/// Buffers handed to one `writev`: two per frame (header, JSON), well under `IOV_MAX` (1024).
+/// Frames handed to one `writev`, well under `IOV_MAX` (1024).
 const MAX_SLICES_PER_WRITE: usize = 64;
 
 /// Outbox slots kept after a drain; a burst that needed more gives the rest back.
@@ -34,17 +34,11 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    /// The bytes to write, as (up to) two slices.
-    fn parts(&self) -> [&[u8]; 2] {
+    fn bytes(&self) -> &[u8] {
         match self {
-            Outgoing::Frame(frame) => [frame.header(), frame.text().as_bytes()],
-            Outgoing::Control(bytes) => [bytes, &[]],
+            Outgoing::Frame(frame) => frame.wire(),
+            Outgoing::Control(bytes) => bytes,
         }
-    }
-
-    fn len(&self) -> usize {
-        let [a, b] = self.parts();
-        a.len() + b.len()
     }
 }
 
@@ -142,6 +136,18 @@ impl WsConnection {
         self.outbox.bytes
     }
 
+    /// Writes what the socket takes now, without waiting; `true` once nothing is left queued.
+    pub fn try_flush(&mut self) -> io::Result<bool> {
+        while !self.outbox.is_empty() {
+            match self.outbox.write_to(&self.stream) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes everything queued, as few system calls as the socket allows.
     ///
     /// Cancel-safe: what was written is removed from the outbox, the rest stays queued.
@@ -171,7 +177,7 @@ struct Outbox {
 
 impl Outbox {
     fn push(&mut self, item: Outgoing) {
-        self.bytes += item.len();
+        self.bytes += item.bytes().len();
         self.queue.push_back(item);
     }
 
@@ -184,26 +190,19 @@ impl Outbox {
         if self.queue.is_empty() {
             return Ok(());
         }
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES_PER_WRITE];
-        let mut count = 0;
-        let mut skip = self.front_written;
-        'fill: for item in &self.queue {
-            for part in item.parts() {
-                // Only the front item was partly written; `skip` is spent within it.
-                let from = skip.min(part.len());
-                skip -= from;
-                let rest = &part[from..];
-                if rest.is_empty() {
-                    continue;
-                }
-                if count == MAX_SLICES_PER_WRITE {
-                    break 'fill;
-                }
-                slices[count] = IoSlice::new(rest);
-                count += 1;
+        let written = if self.queue.len() == 1 {
+            // One frame: a plain write, cheaper in the kernel than a vectored one.
+            stream.try_write(&self.queue[0].bytes()[self.front_written..])?
+        } else {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES_PER_WRITE];
+            let count = self.queue.len().min(MAX_SLICES_PER_WRITE);
+            for (slice, item) in slices.iter_mut().zip(&self.queue) {
+                *slice = IoSlice::new(item.bytes());
             }
-        }
-        let written = stream.try_write_vectored(&slices[..count])?;
+            // Only the front item can be partly written.
+            slices[0] = IoSlice::new(&self.queue[0].bytes()[self.front_written..]);
+            stream.try_write_vectored(&slices[..count])?
+        };
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -215,7 +214,7 @@ impl Outbox {
     fn consume(&mut self, mut written: usize) {
         self.bytes -= written;
         while let Some(front) = self.queue.front() {
-            let left = front.len() - self.front_written;
+            let left = front.bytes().len() - self.front_written;
             if written < left {
                 self.front_written += written;
                 return;

@@ -22,14 +22,17 @@ const FIN_TEXT: u8 = 0x81;
 /// The header of an unmasked, unfragmented text frame: 2, 4 or 10 bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameHeader {
-    bytes: [u8; 10],
+    bytes: [u8; FrameHeader::MAX_LEN],
     len: u8,
 }
 
 impl FrameHeader {
+    /// The longest header: 2 bytes, then an 8-byte length.
+    pub const MAX_LEN: usize = 10;
+
     /// The header for a text frame carrying `payload_len` bytes.
     pub fn text(payload_len: usize) -> Self {
-        let mut bytes = [0u8; 10];
+        let mut bytes = [0u8; FrameHeader::MAX_LEN];
         bytes[0] = FIN_TEXT;
         let len = if payload_len < 126 {
             bytes[1] = payload_len as u8;
