@@ -135,7 +135,9 @@ impl Session {
                 _ = &mut shutdown => {
                     return self.close(CloseCode::Away, "server shutting down", CloseReason::Shutdown).await;
                 }
-                incoming = self.socket.recv() => self.on_incoming(incoming).await,
+                // Boxed: handling a client message (a chat waits for the history writer) needs
+                // more state than everything else here, and idle sessions would carry it inline.
+                incoming = self.socket.recv() => Box::pin(self.on_incoming(incoming)).await,
                 Some(item) = self.feeds.next(), if !self.feeds.is_empty() => self.deliver_batch(item).await,
                 clock = &mut ping => {
                     ping.set(next_tick(clock));
