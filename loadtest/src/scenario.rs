@@ -40,8 +40,10 @@ const START_LEAD: Duration = Duration::from_millis(100);
 /// Runs `opts.scenario` once (no SLO search).
 pub async fn run_once(opts: Options) -> Result<RunResult> {
     let plan = Plan::new(&opts, Plan::fresh_tag())?;
-    // The pool, plus one seeding/anchoring connection per room.
-    raise_fd_limit(u64::from(plan.clients) + u64::from(plan.rooms))?;
+    // The pool, plus one seeding/anchoring connection per room when there are any.
+    let per_room_extra =
+        opts.seed_history() > 0 || (opts.scenario == Scenario::Joins && !opts.no_anchor);
+    raise_fd_limit(u64::from(plan.clients) + u64::from(per_room_extra) * u64::from(plan.rooms))?;
     let connector =
         Connector::new(&opts.url, opts.source_addrs.clone(), opts.connect_timeout).await?;
     let probe = ServerProbe::new(opts.server_pid, &opts.url, opts.metrics_url.as_deref());
