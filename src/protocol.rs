@@ -257,7 +257,8 @@ pub fn messages_object<'a>(
     messages: impl Iterator<Item = &'a ChatRecord> + Clone,
     tail: &str,
 ) -> String {
-    let body: usize = messages.clone().map(|m| m.frame.text().len() + 1).sum();
+    // The wire length (header included) bounds the JSON length without validating it as text.
+    let body: usize = messages.clone().map(|m| m.frame.wire().len() + 1).sum();
     let mut json = String::with_capacity(32 + head.len() + room.len() + body + tail.len());
     json.push('{');
     json.push_str(head);

@@ -4,7 +4,7 @@
 # and RSS from /proc via --server-pid. Results land in $OUT as one JSON per
 # run; summarize.py turns them into the tables (medians over $RUNS runs).
 #
-#   loadtest/bench/run.sh                 # everything, 3 runs each (~8 min)
+#   loadtest/bench/run.sh                 # everything, 3 runs each (~20 min)
 #   RUNS=1 loadtest/bench/run.sh fanout   # one scenario group
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,15 +40,16 @@ run() {
   rm -rf "$db"
 }
 
-groups=${*:-fanout slo rooms idle churn storm joins}
+groups=${*:-fanout slo rooms idle bigroom churn storm joins}
 for g in $groups; do
   for i in $(seq "$RUNS"); do
     case $g in
       fanout) run "fanout-$i" --scenario fanout -c 1000 --rate 100 --message-size 100 --duration 10s ;;
-      slo) [ "$i" = 1 ] && run "slo-$i" --scenario fanout -c 1000 --rate 100 --message-size 100 \
+      slo) [ "$i" = 1 ] && run "slo-$i" --scenario fanout -c 1000 --rate 300 --message-size 100 \
              --duration 10s --slo p99=50ms --slo-runs 3 --slo-max-probes 7 --plot "$OUT/fanout-latency.svg" ;;
       rooms) run "rooms-$i" --scenario rooms -c 5000 --members 10 --rate 5 --message-size 100 --duration 10s ;;
-      idle) run "idle-$i" --scenario idle -c 5000 --warmup 0s --duration 10s ;;
+      idle) run "idle-$i" --scenario idle -c 19900 --warmup 0s --duration 10s ;;
+      bigroom) run "bigroom-$i" --scenario fanout -c 19000 --rate 2 --message-size 100 --duration 10s ;;
       churn) run "churn-$i" --scenario churn -c 100 --duration 10s ;;
       storm) run "storm-$i" --scenario reconnect-storm -c 5000 --warmup 1s --duration 10s ;;
       joins) run "joins-$i" --scenario joins --join-rate 1000 --seed-history 50 --duration 10s ;;

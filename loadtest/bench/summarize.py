@@ -71,7 +71,8 @@ latency_table("Fanout: 1 room × 1000 members, 1 publisher at 100 msg/s, 100 B",
               ["delivery", "connect", "join"])
 latency_table("Many rooms: 500 rooms × 10 members, 1 publisher per room at 5 msg/s, 100 B", load("rooms"),
               ["delivery", "connect", "join"])
-latency_table("Idle: 5000 joined connections (50 rooms × 100)", load("idle"), ["connect", "join"])
+latency_table("Idle: 19,900 joined connections (199 rooms × 100)", load("idle"), ["connect", "join"])
+latency_table("Big room: 1 room × 19,000 members, 2 msg/s, 100 B", load("bigroom"), ["delivery", "join"])
 latency_table("Churn: 100 clients looping connect → join → leave → close", load("churn"), ["connect", "join"])
 latency_table("Reconnect storm: 5000 clients drop at once and rejoin", load("storm"),
               ["reconnect", "connect", "join"])
