@@ -88,7 +88,8 @@ pub struct Config {
     #[arg(long, env = "MAX_BATCH_FRAMES", default_value_t = 256)]
     pub max_batch_frames: usize,
 
-    /// Seconds between server pings; a peer silent for two intervals is dropped.
+    /// Seconds between server pings (one clock for all connections); a peer silent for two
+    /// intervals is dropped at the next tick, so within two to three intervals.
     #[arg(long, env = "PING_INTERVAL_SECONDS", default_value_t = 30.0)]
     pub ping_interval_seconds: f64,
 
@@ -97,8 +98,9 @@ pub struct Config {
     pub send_timeout_seconds: f64,
 
     /// Per-connection WebSocket read buffer, allocated for every connection (tungstenite's default
-    /// is 128 KiB). Client frames are small; a larger one gets room for exactly its size once its
-    /// header is read. 256 B instead of 1 KiB saves about 0.8 KiB per idle connection.
+    /// is 128 KiB), and the most read from the socket at once. Client frames are small; a larger
+    /// one is read in several chunks of this size. 256 B instead of 1 KiB saves about 0.8 KiB per
+    /// idle connection; raise it if clients often send long texts.
     #[arg(long, env = "WS_READ_BUFFER_BYTES", default_value_t = 256)]
     pub ws_read_buffer_bytes: usize,
 

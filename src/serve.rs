@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -22,9 +22,18 @@ use tokio_util::task::TaskTracker;
 /// full process does not spin; connections closing meanwhile make room.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves `router` on `listener` until `stop` completes, then waits for open HTTP requests.
-/// Upgraded connections are not waited for: they belong to whoever took them over.
-pub async fn serve(listener: TcpListener, router: Router, stop: impl Future<Output = ()>) {
+/// Longest a client may take to send a request's headers (hyper's default once it has a timer);
+/// also what closes a connection that sent half a request and went quiet.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener` until `stop` completes, then waits up to `drain` for open HTTP
+/// requests. Upgraded connections are not waited for: they belong to whoever took them over.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()>,
+    drain: Duration,
+) {
     let connections = TaskTracker::new();
     let (closing_tx, closing) = watch::channel(false);
     let mut stop = pin!(stop);
@@ -49,7 +58,15 @@ pub async fn serve(listener: TcpListener, router: Router, stop: impl Future<Outp
     }
     let _ = closing_tx.send(true);
     connections.close();
-    connections.wait().await;
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = connections.len(),
+            "HTTP requests still open after the grace period; not waiting for them"
+        );
+    }
 }
 
 async fn serve_connection(stream: TcpStream, router: Router, mut closing: watch::Receiver<bool>) {
@@ -58,6 +75,8 @@ async fn serve_connection(stream: TcpStream, router: Router, mut closing: watch:
         tracing::debug!(%error, "could not set TCP_NODELAY");
     }
     let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
         .with_upgrades();
     let mut connection = pin!(connection);

@@ -115,11 +115,16 @@ impl Server {
 
         let shutdown_signal = shutdown.clone();
         let router = http::router(app.clone());
-        serve::serve(listener, router, async move {
-            stop.await;
-            tracing::info!("shutting down: closing connections and flushing history");
-            let _ = shutdown_signal.send(true);
-        })
+        serve::serve(
+            listener,
+            router,
+            async move {
+                stop.await;
+                tracing::info!("shutting down: closing connections and flushing history");
+                let _ = shutdown_signal.send(true);
+            },
+            config.shutdown_grace(),
+        )
         .await;
         let _ = shutdown.send(true); // in case serve ended on its own
 
@@ -171,6 +176,7 @@ async fn spawn_metrics_listener(
         async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         },
+        config.shutdown_grace(),
     ))))
 }
 
@@ -182,6 +188,8 @@ fn spawn_background(app: &Arc<App>, ping_clock: watch::Sender<u64>) -> Vec<JoinH
         tokio::spawn(async move {
             let mut ticker =
                 tokio::time::interval_at((Instant::now() + ping_every).into(), ping_every);
+            // After a stall, one tick, not a burst of catch-up pings.
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
                 ping_clock.send_modify(|tick| *tick += 1);

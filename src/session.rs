@@ -170,8 +170,9 @@ impl Session {
                 ));
             }
             Message::Close(_) => {
-                // tungstenite has queued the close reply; send it to complete the handshake.
-                let _ = self.flush().await;
+                // tungstenite has queued the close reply; send it to complete the handshake (a
+                // client that does not read it is not a slow client, only a gone one).
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.flush()).await;
                 return Err(CloseReason::ClientClose);
             }
             // tungstenite has queued the pong for a ping; raw frames are never read.
@@ -491,7 +492,9 @@ impl Session {
         });
         // A peer that is not reading must not hold up shutdown for a whole send timeout.
         let timeout = self.send_timeout.min(CLOSE_TIMEOUT);
-        let _ = tokio::time::timeout(timeout, self.socket.flush()).await;
+        if let Ok(Ok(())) = tokio::time::timeout(timeout, self.socket.flush()).await {
+            self.socket.linger(timeout).await;
+        }
         outcome
     }
 }

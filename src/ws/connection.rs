@@ -9,7 +9,9 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Read, Write};
+use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{
     CloseFrame, Role, WebSocketConfig, WebSocketContext,
@@ -76,10 +78,13 @@ impl WsConnection {
         loop {
             // Readiness first: asking tungstenite to read when nothing is buffered or readable
             // would cost a buffer fill per wake-up, and the session wakes for every frame it sends.
-            if !self.may_have_buffered {
-                if let Err(e) = poll_fn(|cx| self.stream.poll_read_ready(cx)).await {
-                    return Some(Err(WsError::Io(e)));
-                }
+            if self.may_have_buffered {
+                // `try_read` does not count against tokio's cooperative budget: without this, a
+                // client that keeps the socket busy (a ping flood) would never let the task yield
+                // and would hold a worker thread.
+                tokio::task::coop::consume_budget().await;
+            } else if let Err(e) = poll_fn(|cx| self.stream.poll_read_ready(cx)).await {
+                return Some(Err(WsError::Io(e)));
             }
             let mut io = SocketIo {
                 stream: &self.stream,
@@ -129,6 +134,32 @@ impl WsConnection {
         if write(&mut self.context, &mut io).is_ok() {
             let _ = self.context.flush(&mut io);
         }
+    }
+
+    /// Ends a connection the server closed, after its close frame is written: stops writing (FIN)
+    /// and discards input until the client closes its side too, for at most `within`. Closing a
+    /// socket with unread input makes Linux send a reset, which can destroy the close frame before
+    /// the client reads it (say, a 1009 after a frame too big to read).
+    pub async fn linger(&mut self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            if self.stream.shutdown().await.is_err() {
+                return;
+            }
+            let mut discard = [0u8; 512];
+            loop {
+                match self.stream.try_read(&mut discard) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if poll_fn(|cx| self.stream.poll_read_ready(cx)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
     }
 
     /// Bytes queued and not yet written.
@@ -223,9 +254,7 @@ impl Outbox {
             self.front_written = 0;
             self.queue.pop_front();
         }
-        if self.queue.capacity() > OUTBOX_SLOTS_KEPT {
-            self.queue = VecDeque::new();
-        }
+        self.queue.shrink_to(OUTBOX_SLOTS_KEPT);
     }
 }
 
@@ -303,6 +332,44 @@ mod tests {
         assert_eq!(server.queued_bytes(), 0);
         let ids = reader.await.unwrap();
         assert_eq!(ids, (1..=frames).collect::<Vec<_>>());
+    }
+
+    /// A client that keeps the socket busy must not keep the task from yielding: on this
+    /// single-threaded runtime, the test itself only gets to run again if the reading task yields.
+    #[tokio::test]
+    async fn a_flooding_client_cannot_hold_the_thread() {
+        let (mut server, client) = pair().await;
+        let mut raw = client.into_inner().into_std().unwrap();
+        raw.set_nonblocking(false).unwrap();
+        // Masked, empty pings, as fast as a blocking thread can write them.
+        std::thread::spawn(move || {
+            let pings = [0x89u8, 0x80, 1, 2, 3, 4].repeat(10_000);
+            while std::io::Write::write_all(&mut raw, &pings).is_ok() {}
+        });
+        let (done, watchdog) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if watchdog
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .is_err()
+            {
+                eprintln!("the reading task never yielded to the runtime");
+                std::process::exit(1);
+            }
+        });
+        let reader = tokio::spawn(async move {
+            let mut pings = 0u64;
+            while let Some(Ok(_)) = server.recv().await {
+                pings += 1;
+                if pings % 4096 == 0 {
+                    // Keep the queued pongs from piling up; the flooder never reads them.
+                    server.outbox = Outbox::default();
+                }
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        done.send(()).unwrap();
+        assert!(!reader.is_finished(), "the flood is still being read");
+        reader.abort();
     }
 
     /// A ping is answered with a pong carrying its payload, queued behind frames already waiting.
