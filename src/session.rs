@@ -493,7 +493,8 @@ impl Session {
         // A peer that is not reading must not hold up shutdown for a whole send timeout.
         let timeout = self.send_timeout.min(CLOSE_TIMEOUT);
         if let Ok(Ok(())) = tokio::time::timeout(timeout, self.socket.flush()).await {
-            self.socket.linger(timeout).await;
+            // Boxed: only closing sessions need this state, not every idle one.
+            Box::pin(self.socket.linger(timeout)).await;
         }
         outcome
     }

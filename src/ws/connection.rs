@@ -145,9 +145,13 @@ impl WsConnection {
             if self.stream.shutdown().await.is_err() {
                 return;
             }
-            let mut discard = [0u8; 512];
             loop {
-                match self.stream.try_read(&mut discard) {
+                // Scoped so the buffer is never part of the future's state across an await.
+                let read = {
+                    let mut discard = [0u8; 512];
+                    self.stream.try_read(&mut discard)
+                };
+                match read {
                     Ok(0) => return,
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
