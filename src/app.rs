@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::history::HistoryWriter;
+use crate::ping::PingClock;
 use crate::registry::RoomRegistry;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -21,10 +22,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Turns true when the server begins shutting down; sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
-    /// Advances every PING_INTERVAL_SECONDS; each session pings its client on every tick. One
-    /// clock for all sessions instead of a timer each: nothing to re-arm per frame sent, and no
-    /// timer entry per idle connection.
-    pub ping_clock: watch::Receiver<u64>,
+    /// Sessions ping their clients when their phase of this clock ticks.
+    pub ping_clock: PingClock,
     /// Every live session, so shutdown can wait for them (axum does not track upgraded
     /// connections).
     pub sessions: TaskTracker,

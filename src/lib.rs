@@ -10,6 +10,7 @@
 //! - [`serve`]: accepts TCP connections and serves HTTP/1.1 on them (hyper, graceful shutdown).
 //! - [`http`]: routes — WebSocket upgrade, REST API, `/metrics`, the embedded browser client.
 //! - [`ws`]: the WebSocket handshake and connection: shared frames written with vectored writes.
+//! - [`ping`]: the server-wide ping clock, in phases so pings go out in waves.
 //! - [`session`]: one task per connection; batches frames to the socket, handles lag and pings.
 //! - [`registry`]: the lock-sharded map of live rooms; creates and removes rooms.
 //! - [`room`]: one room's broadcast channel, members, id counter and recent-message ring.
@@ -23,6 +24,7 @@ pub mod app;
 pub mod config;
 pub mod history;
 pub mod http;
+pub mod ping;
 pub mod protocol;
 pub mod registry;
 pub mod room;

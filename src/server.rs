@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::config::{Config, ConfigError};
 use crate::history::{self, HistoryWriter, WriterSettings, WriterTask};
 use crate::http;
+use crate::ping::{PingClock, PingTicker};
 use crate::registry::RoomRegistry;
 use crate::serve;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -44,7 +45,7 @@ pub struct Server {
     app: Arc<App>,
     writer: WriterTask,
     shutdown: watch::Sender<bool>,
-    ping_clock: watch::Sender<u64>,
+    ping_ticker: PingTicker,
 }
 
 impl Server {
@@ -76,7 +77,7 @@ impl Server {
             metrics.clone(),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (ping_clock, ping_clock_rx) = watch::channel(0);
+        let (ping_clock, ping_ticker) = PingClock::new(config.ping_interval());
         let app = Arc::new(App {
             config,
             registry,
@@ -84,7 +85,7 @@ impl Server {
             history,
             metrics,
             shutdown: shutdown_rx,
-            ping_clock: ping_clock_rx,
+            ping_clock,
             sessions: TaskTracker::new(),
             started: Instant::now(),
         });
@@ -92,7 +93,7 @@ impl Server {
             app,
             writer,
             shutdown,
-            ping_clock,
+            ping_ticker,
         })
     }
 
@@ -106,12 +107,12 @@ impl Server {
             app,
             writer,
             shutdown,
-            ping_clock,
+            ping_ticker,
         } = self;
         let config = &app.config;
         let stopping = app.shutdown.clone();
         let metrics_server = spawn_metrics_listener(config, stopping.clone()).await?;
-        let background = spawn_background(&app, ping_clock);
+        let background = spawn_background(&app, ping_ticker);
 
         let shutdown_signal = shutdown.clone();
         let router = http::router(app.clone());
@@ -181,20 +182,10 @@ async fn spawn_metrics_listener(
 }
 
 /// The ping clock, metrics upkeep and history retention; all end with the server.
-fn spawn_background(app: &Arc<App>, ping_clock: watch::Sender<u64>) -> Vec<JoinHandle<()>> {
+fn spawn_background(app: &Arc<App>, ping_ticker: PingTicker) -> Vec<JoinHandle<()>> {
     let config = &app.config;
-    let ping_every = config.ping_interval();
     let mut tasks = vec![
-        tokio::spawn(async move {
-            let mut ticker =
-                tokio::time::interval_at((Instant::now() + ping_every).into(), ping_every);
-            // After a stall, one tick, not a burst of catch-up pings.
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                ping_clock.send_modify(|tick| *tick += 1);
-            }
-        }),
+        tokio::spawn(ping_ticker.run()),
         tokio::spawn(async {
             let mut ticker = tokio::time::interval(METRICS_UPKEEP_EVERY);
             loop {

@@ -13,7 +13,6 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::watch;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
@@ -23,6 +22,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::app::App;
 use crate::history::HistoryError;
+use crate::ping::PingClock;
 use crate::protocol::{
     parse_client_message, validate_name, ChatRecord, ClientMessage, ErrorCode, Frame, ProtocolError,
 };
@@ -122,9 +122,7 @@ impl Session {
                 .await;
         }
         let ping_every = self.app.config.ping_interval();
-        let mut clock = self.app.ping_clock.clone();
-        clock.borrow_and_update(); // ticks before this session began are not for it
-        let mut ping = pin!(next_tick(clock));
+        let mut ping = pin!(PingClock::tick(self.app.ping_clock.subscribe()));
         // One shutdown future for the whole session: a new one per loop would register with
         // (and unregister from) the channel shared by every session, each time a frame goes out.
         let mut shutdown = pin!(async move {
@@ -140,7 +138,7 @@ impl Session {
                 incoming = self.socket.recv() => Box::pin(self.on_incoming(incoming)).await,
                 Some(item) = self.feeds.next(), if !self.feeds.is_empty() => self.deliver_batch(item).await,
                 clock = &mut ping => {
-                    ping.set(next_tick(clock));
+                    ping.set(PingClock::tick(clock));
                     self.on_ping_tick(ping_every).await
                 }
             };
@@ -541,15 +539,6 @@ async fn history_from_store(
         // Only up to `upto`: later messages reach the client live, through its subscription.
         _ => (room.latest(app.config.max_history, upto), Some(false)),
     }
-}
-
-/// Waits for the ping clock to tick, then hands the clock back for the next wait.
-async fn next_tick(mut clock: watch::Receiver<u64>) -> watch::Receiver<u64> {
-    if clock.changed().await.is_err() {
-        // The clock stopped: the server is shutting down, which the session hears about anyway.
-        std::future::pending::<()>().await;
-    }
-    clock
 }
 
 /// The next feed item if one is ready right now, without waiting.
