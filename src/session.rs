@@ -469,10 +469,19 @@ impl Session {
             Ok(false) => {}
             Err(_) => return Err(CloseReason::Reset),
         }
-        match tokio::time::timeout(self.send_timeout, self.socket.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(CloseReason::Reset),
-            Err(_) => Err(self.slow_client()),
+        // The socket is full: wait for it, but not past the send timeout, and not past the start
+        // of shutdown either (a stalled client must not hold the server up for a whole timeout).
+        let mut shutdown = self.app.shutdown.clone();
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+        };
+        tokio::select! {
+            flushed = tokio::time::timeout(self.send_timeout, self.socket.flush()) => match flushed {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(CloseReason::Reset),
+                Err(_) => Err(self.slow_client()),
+            },
+            _ = stopping => Err(CloseReason::Shutdown),
         }
     }
 

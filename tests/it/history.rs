@@ -391,7 +391,13 @@ async fn resume_from_the_future_is_not_recovered() {
 async fn sigterm_with_a_stalled_client_still_flushes_everything() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
-    let server = ServerProcess::spawn(&db, 0, &[("SHUTDOWN_GRACE_SECONDS", "3")]).await;
+    // Timeouts far beyond the wait for the exit below: the stalled session must notice shutdown
+    // while blocked in its write, not when the write times out.
+    let env = [
+        ("SHUTDOWN_GRACE_SECONDS", "600"),
+        ("SEND_TIMEOUT_SECONDS", "600"),
+    ];
+    let server = ServerProcess::spawn(&db, 0, &env).await;
     let mut stalled = TestClient::connect(&server.ws_url("stalled")).await;
     stalled.join("r").await; // ...and never reads again
     let mut writer = TestClient::connect(&server.ws_url("writer")).await;
