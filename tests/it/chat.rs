@@ -251,3 +251,51 @@ async fn joining_twice_is_harmless() {
         .is_none());
     server.shutdown().await;
 }
+
+/// A client may send its first frames right behind the upgrade request, before the 101 arrives;
+/// those bytes were read by the HTTP parser and must still reach the session.
+#[tokio::test]
+async fn frames_sent_with_the_upgrade_request_are_not_lost() {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let server = TestServer::start().await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut bytes = format!(
+        "GET /ws?user=eager HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    )
+    .into_bytes();
+    // A masked text frame (mask 0: the payload is unchanged), as a client must send.
+    let join = br#"{"type":"join","room":"early"}"#;
+    bytes.extend_from_slice(&[0x81, 0x80 | join.len() as u8, 0, 0, 0, 0]);
+    bytes.extend_from_slice(join);
+    tcp.write_all(&bytes).await.unwrap();
+
+    // Read the 101 response head byte by byte, so nothing after it is consumed here.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut tcp, &mut byte)
+            .await
+            .unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, Role::Client, None).await;
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .expect("the join is answered")
+        .unwrap()
+        .unwrap();
+    let presence: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    assert_eq!(presence["type"], "presence", "{presence}");
+    assert_eq!(presence["users"], serde_json::json!(["eager"]));
+    server.shutdown().await;
+}
