@@ -210,6 +210,7 @@ pub fn spawn_retention(
     max_per_room: u64,
     max_age: Option<Duration>,
     interval: Duration,
+    trim_memory: impl Fn(u64, Option<i64>) + Send + 'static,
     mut stop: watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
     if max_per_room == 0 && max_age.is_none() {
@@ -226,6 +227,8 @@ pub fn spawn_retention(
                 let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
                 crate::protocol::now_ms().saturating_sub(age_ms)
             });
+            // Memory first: once the store is pruned, no join shows a pruned message.
+            trim_memory(max_per_room, cutoff);
             match store.prune(max_per_room, cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "retention pruned history"),

@@ -185,6 +185,22 @@ impl Room {
         Ok((record, reached))
     }
 
+    /// Applies history retention to the in-memory ring, as the store applies it to its rows: at
+    /// most `max_per_room` messages (0: no limit), none older than `older_than_ms`.
+    pub fn apply_retention(&self, max_per_room: u64, older_than_ms: Option<i64>) {
+        let mut state = self.state.lock();
+        let recent = &mut state.recent;
+        if max_per_room > 0 {
+            let excess = (recent.len() as u64).saturating_sub(max_per_room) as usize;
+            recent.drain(..excess);
+        }
+        if let Some(cutoff) = older_than_ms {
+            while recent.front().is_some_and(|m| m.timestamp_ms < cutoff) {
+                recent.pop_front();
+            }
+        }
+    }
+
     /// The current presence, as a frame.
     pub fn presence_frame(&self) -> Frame {
         self.state.lock().presence_frame(&self.name)

@@ -196,11 +196,17 @@ fn spawn_background(app: &Arc<App>, ping_ticker: PingTicker) -> Vec<JoinHandle<(
     ];
     let max_age = (config.history_max_age_seconds > 0)
         .then(|| Duration::from_secs(config.history_max_age_seconds));
+    let live = app.clone();
     tasks.extend(history::spawn_retention(
         app.store.clone(),
         config.history_max_per_room,
         max_age,
         Duration::from_secs(config.retention_interval_seconds),
+        move |max_per_room, older_than_ms| {
+            for room in live.registry.rooms() {
+                room.apply_retention(max_per_room, older_than_ms);
+            }
+        },
         app.shutdown.clone(),
     ));
     tasks

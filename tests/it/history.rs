@@ -251,6 +251,9 @@ async fn retention_caps_messages_per_room() {
         c.retention_interval_seconds = 1;
     })
     .await;
+    // Keeps the room live, so its in-memory ring is what a joiner's history comes from.
+    let mut keeper = server.connect("keeper").await;
+    keeper.join("r").await;
     send_and_confirm(&server.ws_url("alice"), "r", 30).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -265,6 +268,11 @@ async fn retention_caps_messages_per_room() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling interval
     }
+    // The live room's memory was pruned too: a joiner sees only what the store kept.
+    let mut bob = server.connect("bob").await;
+    bob.send(json!({"type":"join","room":"r"})).await;
+    let history = bob.recv_type("history").await;
+    assert_eq!(ids(&history["messages"]), (21..=30).collect::<Vec<_>>());
     // Ids keep increasing after pruning.
     let ids = send_and_confirm(&server.ws_url("alice"), "r", 1).await;
     assert_eq!(ids, vec![31]);
