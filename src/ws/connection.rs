@@ -1,7 +1,7 @@
 //! One upgraded WebSocket connection over a raw TCP stream.
 //!
-//! Frames to send wait in an outbox of shared [`Frame`]s and are written with vectored writes, as
-//! many per system call as are queued. The outbox is the only write-side state: it holds
+//! Frames to send wait in an outbox of shared [`Frame`]s and go out as few system calls as the
+//! socket allows: a lone frame is one plain `write`, several are one `writev`. The outbox is the only write-side state: it holds
 //! references, not copies, and gives its memory back once drained. Incoming bytes go through
 //! tungstenite's [`WebSocketContext`], which reads straight from the socket when it is readable;
 //! the control replies it produces (pong, close) are queued in the same outbox, in order.
@@ -28,7 +28,7 @@ const OUTBOX_SLOTS_KEPT: usize = 16;
 
 /// Something waiting to be written.
 #[derive(Debug)]
-pub enum Outgoing {
+enum Outgoing {
     /// A server frame, shared with every other subscriber that has it queued.
     Frame(Frame),
     /// Bytes of a control frame (ping, pong, close) framed by tungstenite.

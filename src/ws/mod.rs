@@ -3,17 +3,17 @@
 //! Reading uses tungstenite's protocol state machine (masking, fragmentation, control frames,
 //! UTF-8 and size limits). Writing does not: a server frame is never masked, so its bytes — header
 //! and JSON — are the same for every subscriber. [`FrameHeader`] is encoded once per message next
-//! to the JSON, and each connection writes the shared bytes straight from the room's frame with
-//! vectored writes: no per-subscriber copy and no per-connection write buffer that keeps the size
+//! to the JSON, and each connection writes the shared bytes straight from the room's frame (one
+//! `write`, or one `writev` for a batch): no per-subscriber copy and no per-connection write buffer that keeps the size
 //! of the largest frame it ever sent (tungstenite's does, which costs idle connections kilobytes).
 //!
 //! - [`upgrade`]: the HTTP/1.1 handshake, as an axum extractor, handing over the raw TCP stream.
-//! - [`connection`]: one upgraded connection: `recv`, `queue`, `flush`, `close`.
+//! - [`connection`]: one upgraded connection: `recv`, `queue`, `flush`, `queue_close`, `linger`.
 
 pub mod connection;
 pub mod upgrade;
 
-pub use connection::{Outgoing, WsConnection};
+pub use connection::WsConnection;
 pub use upgrade::WsUpgrade;
 
 /// Opcode of a text frame, with FIN set.
