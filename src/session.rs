@@ -1,8 +1,8 @@
 //! One WebSocket connection: a single task that selects over the client's socket, the feeds of
 //! every room it joined, the server's ping clock and shutdown.
 //!
-//! Frames from rooms are written in batches: every frame that is ready is fed to the socket, then
-//! the socket is flushed once. A feed that lags behind its room's buffer never ends the session
+//! Frames from rooms are written in batches: every frame that is ready is queued (by reference),
+//! then all of them go out in one write. A feed that lags behind its room's buffer never ends the session
 //! silently and never slows the room: the client gets a `gap` frame naming the chat ids it missed,
 //! a fresh `presence`, and continues from the live edge.
 
