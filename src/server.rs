@@ -110,8 +110,7 @@ impl Server {
             ping_ticker,
         } = self;
         let config = &app.config;
-        let stopping = app.shutdown.clone();
-        let metrics_server = spawn_metrics_listener(config, stopping.clone()).await?;
+        let metrics_server = spawn_metrics_listener(config, app.shutting_down()).await?;
         let background = spawn_background(&app, ping_ticker);
 
         let shutdown_signal = shutdown.clone();
@@ -164,7 +163,7 @@ impl Server {
 /// Serves `/metrics` on its own port when METRICS_PORT is set.
 async fn spawn_metrics_listener(
     config: &Config,
-    mut stopping: watch::Receiver<bool>,
+    stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Option<JoinHandle<()>>, ServerError> {
     if config.metrics_port == 0 {
         return Ok(None);
@@ -174,9 +173,7 @@ async fn spawn_metrics_listener(
     Ok(Some(tokio::spawn(serve::serve(
         listener,
         http::metrics_router(),
-        async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        },
+        stop,
         config.shutdown_grace(),
     ))))
 }

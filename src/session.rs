@@ -2,9 +2,9 @@
 //! every room it joined, the server's ping clock and shutdown.
 //!
 //! Frames from rooms are written in batches: every frame that is ready is queued (by reference),
-//! then all of them go out in one write. A feed that lags behind its room's buffer never ends the session
-//! silently and never slows the room: the client gets a `gap` frame naming the chat ids it missed,
-//! a fresh `presence`, and continues from the live edge.
+//! then all of them go out in one write. A feed that lags behind its room's buffer never ends the
+//! session silently and never slows the room: the client gets a `gap` frame naming the chat ids it
+//! missed, a fresh `presence`, and continues from the live edge.
 
 use std::future::Future;
 use std::pin::pin;
@@ -91,6 +91,10 @@ impl JoinedRooms {
         self.0.iter_mut().find(|j| Arc::ptr_eq(&j.name, key))
     }
 
+    fn add(&mut self, joined: Joined) {
+        self.0.push(joined);
+    }
+
     fn remove(&mut self, name: &str) -> Option<Joined> {
         let at = self.0.iter().position(|j| &*j.name == name)?;
         Some(self.0.swap_remove(at))
@@ -98,6 +102,10 @@ impl JoinedRooms {
 
     fn len(&self) -> usize {
         self.0.len()
+    }
+
+    fn take_all(&mut self) -> Vec<Joined> {
+        std::mem::take(&mut self.0)
     }
 }
 
@@ -111,8 +119,7 @@ struct Joined {
 
 impl Session {
     async fn serve(&mut self) -> CloseReason {
-        let mut shutdown = self.app.shutdown.clone();
-        if *shutdown.borrow_and_update() {
+        if *self.app.shutdown.borrow() {
             return self
                 .close(
                     CloseCode::Away,
@@ -125,9 +132,7 @@ impl Session {
         let mut ping = pin!(PingClock::tick(self.app.ping_clock.subscribe()));
         // One shutdown future for the whole session: a new one per loop would register with
         // (and unregister from) the channel shared by every session, each time a frame goes out.
-        let mut shutdown = pin!(async move {
-            let _ = shutdown.changed().await;
-        });
+        let mut shutdown = pin!(self.app.shutting_down());
         loop {
             let step = tokio::select! {
                 _ = &mut shutdown => {
@@ -314,7 +319,7 @@ impl Session {
         let subscription = room.subscribe(&self.user, request);
         self.feeds
             .insert(name.clone(), BroadcastStream::new(subscription.receiver));
-        self.joined.0.push(Joined {
+        self.joined.add(Joined {
             name: name.clone(),
             room: room.clone(),
             last_id: subscription.last_id,
@@ -376,7 +381,7 @@ impl Session {
     }
 
     fn leave_all(&mut self) {
-        for joined in self.joined.0.drain(..) {
+        for joined in self.joined.take_all() {
             self.app.registry.leave(&joined.room, &self.user);
             self.app.metrics.room_leaves.increment(1);
         }
@@ -471,10 +476,7 @@ impl Session {
         }
         // The socket is full: wait for it, but not past the send timeout, and not past the start
         // of shutdown either (a stalled client must not hold the server up for a whole timeout).
-        let mut shutdown = self.app.shutdown.clone();
-        let stopping = async move {
-            let _ = shutdown.wait_for(|stopping| *stopping).await;
-        };
+        let stopping = self.app.shutting_down();
         tokio::select! {
             flushed = tokio::time::timeout(self.send_timeout, self.socket.flush()) => match flushed {
                 Ok(Ok(())) => Ok(()),

@@ -376,6 +376,40 @@ mod tests {
         reader.abort();
     }
 
+    /// After the server's close frame, lingering sends FIN (the client reads the close, then the
+    /// end of the stream), reads past input the server never processed, and ends as soon as the
+    /// client closes its side — long before its own limit.
+    #[tokio::test]
+    async fn linger_shuts_writing_drains_input_and_ends_when_the_client_closes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut server, client) = pair().await;
+        let mut raw = client.into_inner();
+        // Unread input, as after a frame too big to read.
+        raw.write_all(&[0u8; 64 * 1024]).await.unwrap();
+        server.queue_close(CloseFrame {
+            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Size,
+            reason: "too big".into(),
+        });
+        server.flush().await.unwrap();
+        let linger = tokio::spawn(async move { server.linger(Duration::from_secs(600)).await });
+        let mut received = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut received))
+            .await
+            .expect("the server's side ends (FIN)")
+            .unwrap();
+        assert_eq!(
+            &received[..2],
+            &[0x88, 2 + 7],
+            "a close frame with code and reason"
+        );
+        assert_eq!(&received[2..4], &1009u16.to_be_bytes());
+        drop(raw);
+        tokio::time::timeout(Duration::from_secs(10), linger)
+            .await
+            .expect("linger ends when the client closes")
+            .unwrap();
+    }
+
     /// A ping is answered with a pong carrying its payload, queued behind frames already waiting.
     #[tokio::test]
     async fn pings_are_answered_in_order() {
