@@ -85,3 +85,27 @@ async fn a_client_close_is_answered_with_a_close_frame() {
     assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
     server.shutdown().await;
 }
+
+/// An HTTP client that sent half a request and went quiet cannot hold up shutdown past the grace
+/// period (hyper would otherwise wait for its 30 s header-read timeout).
+#[tokio::test]
+async fn a_half_sent_request_does_not_hold_up_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::spawn(
+        &dir.path().join("chat.db"),
+        0,
+        &[("SHUTDOWN_GRACE_SECONDS", "1")],
+    )
+    .await;
+    let mut half = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Once a whole request on another connection is answered, the partial one has been read too.
+    let health = reqwest::get(server.url("/health")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let status = server.signal_and_wait("TERM").await;
+    assert!(status.success(), "exit status {status}");
+    drop(half);
+}
