@@ -28,34 +28,26 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use chatterbox::protocol::{ChatRecord, Frame};
+use chatterbox::protocol::Frame;
 use chatterbox::ws::WsConnection;
 use chatterbox::Config;
+
+mod common;
+use common::chat_record;
 
 /// Bytes of a chat frame's JSON; the WebSocket header adds 2.
 const FRAME_JSON_BYTES: usize = 110;
 const BATCHES: [u64; 4] = [1, 4, 16, 64];
 /// The one batch size the tokio-tungstenite baseline runs at.
 const BASELINE_BATCH: u64 = 16;
-/// A fixed, realistic timestamp (2026-01-15T10:30:00.123Z).
-const TIMESTAMP_MS: i64 = 1_768_473_000_123;
 
 /// `count` distinct chat frames (ids 1..=count), each's text padded so its JSON is exactly
 /// `FRAME_JSON_BYTES`.
 fn chat_frames(count: u64) -> Vec<Frame> {
-    let record = |id: u64, text: &str| {
-        ChatRecord::new(
-            "general".into(),
-            id,
-            "alice".into(),
-            text.into(),
-            TIMESTAMP_MS,
-        )
-    };
     (1..=count)
         .map(|id| {
-            let base = record(id, "").frame.text().len();
-            let frame = record(id, &"x".repeat(FRAME_JSON_BYTES - base)).frame;
+            let base = chat_record(id, "").frame.text().len();
+            let frame = chat_record(id, &"x".repeat(FRAME_JSON_BYTES - base)).frame;
             assert_eq!(frame.text().len(), FRAME_JSON_BYTES);
             frame
         })

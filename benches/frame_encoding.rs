@@ -19,11 +19,12 @@ use serde::Serialize;
 
 use chatterbox::protocol::{format_timestamp, messages_object, ChatRecord, Frame};
 
+mod common;
+use common::{chat_record, TIMESTAMP_MS};
+
 const TEXT_BYTES: usize = 100;
 const SUBSCRIBERS: u64 = 1000;
 const HISTORY_MESSAGES: usize = 50;
-/// A fixed, realistic timestamp (2026-01-15T10:30:00.123Z).
-const TIMESTAMP_MS: i64 = 1_768_473_000_123;
 
 /// The chat frame's wire shape, serialised directly: what a server without encode-once would do
 /// for every subscriber. Produces the same JSON as the room's frame.
@@ -49,16 +50,6 @@ fn settings(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(2));
     group.sample_size(30);
-}
-
-fn record(id: u64, text: &str) -> ChatRecord {
-    ChatRecord::new(
-        "general".into(),
-        id,
-        "alice".into(),
-        text.into(),
-        TIMESTAMP_MS,
-    )
 }
 
 /// The JSON of a record's encoded frame, read through [`messages_object`] (which splices frames in
@@ -88,7 +79,7 @@ fn frame_encoding(c: &mut Criterion) {
     };
     assert_eq!(
         serde_json::to_string(&naive(7)).unwrap(),
-        frame_json(&record(7, &text))
+        frame_json(&chat_record(7, &text))
     );
 
     // What `Room::publish` builds per message: the record with its encoded frame (this includes
@@ -156,7 +147,7 @@ fn frame_encoding(c: &mut Criterion) {
 
     // A joiner's `history` frame of 50 messages from the in-memory ring.
     let records: Vec<Arc<ChatRecord>> = (1..=HISTORY_MESSAGES as u64)
-        .map(|id| Arc::new(record(id, &text)))
+        .map(|id| Arc::new(chat_record(id, &text)))
         .collect();
     let naive_history = |records: &[Arc<ChatRecord>]| {
         // The records hold the timestamp as milliseconds, so a naive encoder formats each one.
