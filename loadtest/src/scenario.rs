@@ -295,7 +295,7 @@ async fn run_joins(
             total,
             move || {
                 format!(
-                    "s joins {} failed {}",
+                    "joins {} failed {}",
                     c.live.joins.load(Relaxed),
                     c.live.join_failed.load(Relaxed)
                 )
