@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use chatterbox::protocol::Frame;
+use chatterbox::ws::Frame;
 use chatterbox::ws::WsConnection;
 use chatterbox::Config;
 
@@ -76,15 +76,12 @@ async fn loopback() -> TcpStream {
     server
 }
 
-/// The server's WebSocket configuration (see `src/http.rs`).
+/// The server's WebSocket configuration (see `src/admission/mod.rs`).
 fn ws_config(config: &Config) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(config.ws_read_buffer_bytes)
-        .max_message_size(Some(config.max_frame_bytes))
-        .max_frame_size(Some(config.max_frame_bytes))
+    chatterbox::admission::Admission::new(&config.limits, &config.connection).ws_config()
 }
 
-/// Writes everything queued, as `Session::flush` does (without its send timeout).
+/// Writes everything queued: at once if the socket takes it, as a session does.
 async fn flush(socket: &mut WsConnection) {
     if !socket.try_flush().unwrap() {
         socket.flush().await.unwrap();
@@ -139,7 +136,7 @@ fn batch_write(c: &mut Criterion) {
     // What we replaced: tungstenite copies each frame into its write buffer (configured as the
     // server's used to be) and writes the buffer on flush.
     let mut tungstenite = runtime.block_on(async {
-        let config = ws_config(&config).write_buffer_size(config.ws_write_buffer_bytes);
+        let config = ws_config(&config).write_buffer_size(64 * 1024);
         WebSocketStream::from_raw_socket(loopback().await, Role::Server, Some(config)).await
     });
     let texts: Vec<Utf8Bytes> = frames[..BASELINE_BATCH as usize]

@@ -17,7 +17,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use serde::Serialize;
 
-use chatterbox::protocol::{format_timestamp, messages_object, ChatRecord, Frame};
+use chatterbox::protocol::frames::{self, messages_object};
+use chatterbox::protocol::{format_timestamp, ChatRecord};
+#[allow(unused_imports)] // named in the docs above
+use chatterbox::ws::Frame;
 
 mod common;
 use common::{chat_record, TIMESTAMP_MS};
@@ -171,7 +174,7 @@ fn frame_encoding(c: &mut Criterion) {
         };
         serde_json::to_string(&history).unwrap()
     };
-    // `Frame::history` is this splice behind the `"type":"history"` head.
+    // `frames::history` is this splice behind the `"type":"history"` head.
     let spliced = messages_object(
         r#""type":"history","#,
         &room,
@@ -184,7 +187,7 @@ fn frame_encoding(c: &mut Criterion) {
     settings(&mut group);
     group.throughput(Throughput::Elements(HISTORY_MESSAGES as u64));
     group.bench_function("frame_history_splice", |b| {
-        b.iter(|| Frame::history(&room, black_box(&records), None))
+        b.iter(|| frames::history(&room, black_box(&records), None))
     });
     group.bench_function("serialize_every_message", |b| {
         b.iter(|| naive_history(black_box(&records)))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use chatterbox::history::{HistoryWriter, WriterSettings};
+use chatterbox::history::{CommitLog, HistoryWriter, WriterSettings};
 use chatterbox::protocol::ChatRecord;
 use chatterbox::store::Store;
 use chatterbox::telemetry::Metrics;
@@ -21,18 +21,18 @@ fn history_writer(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (writer, _task) = runtime.block_on(async {
-        let store = Store::open_sqlite(&dir.path().join("bench.db"), &Default::default())
-            .await
-            .unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let store = Store::connect(&url, &Default::default()).await.unwrap();
         let settings = WriterSettings {
-            batch_size: chatterbox::Config::default().history_batch_size,
+            batch_size: chatterbox::Config::default().history.history_batch_size,
             flush_interval: Duration::from_millis(10),
             queue_capacity: 65_536,
-            flush_timeout: Duration::from_secs(60),
+            reserve_timeout: Duration::from_secs(60),
         };
         HistoryWriter::spawn(store, settings, Metrics::new())
     });
     let rooms: Vec<Arc<str>> = (0..ROOMS).map(|r| format!("room-{r}").into()).collect();
+    let logs: Vec<Arc<CommitLog>> = (0..ROOMS).map(|_| Arc::default()).collect();
     let user: Arc<str> = "bench".into();
     let text = "x".repeat(100);
     let mut next_id = 0u64;
@@ -44,9 +44,9 @@ fn history_writer(c: &mut Criterion) {
         b.to_async(&runtime).iter_custom(|iters| {
             // Records are built before the clock starts: only queueing and writing are timed.
             let records: Vec<Arc<ChatRecord>> = (0..iters * MESSAGES)
-                .map(|i| {
+                .map(|_| {
                     next_id += 1;
-                    let room = rooms[(i % ROOMS) as usize].clone();
+                    let room = rooms[(next_id % ROOMS) as usize].clone();
                     Arc::new(ChatRecord::new(
                         room,
                         next_id,
@@ -57,12 +57,18 @@ fn history_writer(c: &mut Criterion) {
                 })
                 .collect();
             let writer = writer.clone();
+            let logs = logs.clone();
             async move {
                 let started = Instant::now();
                 for record in records {
-                    writer.reserve().await.unwrap().append(record);
+                    let log = &logs[(record.id % ROOMS) as usize];
+                    log.assign(record.id);
+                    writer.reserve().await.unwrap().append(record, log.clone());
                 }
-                writer.flush().await.unwrap();
+                // Done when every room's watermark has caught up.
+                for log in &logs {
+                    log.wait_settled(Duration::from_secs(60)).await.unwrap();
+                }
                 started.elapsed()
             }
         });

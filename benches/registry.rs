@@ -7,7 +7,7 @@
 //! operations, through the public API:
 //!
 //! - `lookup`: [`RoomRegistry::get`] of a live room (a shard read lock and an `Arc` clone).
-//! - `join_abandon`: [`RoomRegistry::join`] of a live room then [`RoomRegistry::abandon_join`]
+//! - `join_abandon`: [`RoomRegistry::join`] of a live room, then dropping the ticket
 //!   (the shard write lock twice plus the room's state lock): the registry's part of a join and a
 //!   leave, without the subscription.
 //! - `churn`: the same pair on rooms that do not exist yet, so every pair creates a room (its
@@ -18,13 +18,12 @@
 //! `cargo bench --bench registry`
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use chatterbox::registry::RoomRegistry;
-use chatterbox::room::Room;
+use chatterbox::rooms::{JoinTicket, RegistrySettings, RoomRegistry};
 use chatterbox::telemetry::Metrics;
 use chatterbox::Config;
 
@@ -63,10 +62,13 @@ impl Target {
 fn registry() -> RoomRegistry {
     let config = Config::default();
     RoomRegistry::new(
-        config.resolved_room_shards(),
-        1 << 20,
-        config.room_channel_capacity,
-        config.history_ring_size,
+        RegistrySettings {
+            shards: config.rooms.resolved_shards(),
+            max_rooms: 1 << 20,
+            max_rooms_created_per_ip: 0,
+            channel_capacity: config.rooms.room_channel_capacity,
+            ring_capacity: config.history.history_ring_size,
+        },
         Metrics::new(),
     )
 }
@@ -102,7 +104,10 @@ fn registry_contention(c: &mut Criterion) {
 
     let registry = registry();
     // Keep every room alive for the whole run: one admitted join each, never withdrawn.
-    let _live: Vec<Arc<Room>> = names.iter().map(|n| registry.join(n).unwrap()).collect();
+    let _live: Vec<JoinTicket> = names
+        .iter()
+        .map(|n| registry.join(n, None).unwrap())
+        .collect();
 
     let mut group = c.benchmark_group("registry");
     group.warm_up_time(Duration::from_millis(500));
@@ -124,8 +129,7 @@ fn registry_contention(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     run_threads(threads, iters, &|thread, i| {
                         let name = &names[target.index(thread, i)];
-                        let room = registry.join(name).unwrap();
-                        registry.abandon_join(&room);
+                        drop(registry.join(name, None).unwrap());
                     })
                 })
             });
@@ -138,8 +142,7 @@ fn registry_contention(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 run_threads(threads, iters, &|thread, i| {
                     let name = &churn_names[Target::Distinct.index(thread, i)];
-                    let room = registry.join(name).unwrap();
-                    registry.abandon_join(&room);
+                    drop(registry.join(name, None).unwrap());
                 })
             })
         });

@@ -7,19 +7,26 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
+use crate::bus::Bus;
 use crate::config::Config;
-use crate::history::HistoryWriter;
+use crate::history::{HistoryReader, HistoryWriter};
 use crate::ping::PingClock;
-use crate::registry::RoomRegistry;
+use crate::rooms::RoomRegistry;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
-/// Everything a handler or session needs; shared as `Arc<App>`.
+/// Everything a handler or session needs; shared as `Arc<App>`. Components read only their own
+/// group of [`Config`].
 pub struct App {
     pub config: Config,
+    /// Decides who may connect, as whom, before the upgrade.
+    pub admission: Admission,
     pub registry: RoomRegistry,
-    pub store: Store,
+    pub bus: Bus,
     pub history: HistoryWriter,
+    pub reader: HistoryReader,
+    pub store: Store,
     pub metrics: Metrics,
     /// Turns true when the server begins shutting down; sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
@@ -40,6 +47,10 @@ impl App {
             // An error means the sender is gone: the server is past shutting down.
             let _ = shutdown.wait_for(|stopping| *stopping).await;
         }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
     }
 }
 

@@ -4,31 +4,36 @@
 //! Data flows connection → session → room registry → room (broadcast) → history writer → store,
 //! with the HTTP API and metrics beside the chain. One module owns each step:
 //!
-//! - [`config`]: every setting, as CLI flag and environment variable, with defaults and checks.
-//! - [`protocol`]: client messages, server frames (encoded once, shared by all subscribers),
-//!   error codes, name rules.
-//! - [`serve`]: accepts TCP connections and serves HTTP/1.1 on them (hyper, graceful shutdown).
-//! - [`http`]: routes — WebSocket upgrade, REST API, `/metrics`, the embedded browser client.
-//! - [`ws`]: the WebSocket handshake and connection: shared frames written with vectored writes.
+//! - [`net`]: accepts TCP connections and serves HTTP/1.1 on them, tagging each request with its
+//!   peer address.
+//! - [`api`]: the router — `/ws`, the REST API, `/health`, `/metrics`, the browser client.
+//! - [`admission`]: what happens before an upgrade: who may connect, as whom, from where.
+//! - [`ws`]: the WebSocket handshake, the full-duplex connection, frames encoded once.
+//! - [`protocol`]: client messages, server frames, error codes, name rules.
+//! - [`session`]: one task per connection: requests, delivery and lag, closing.
 //! - [`ping`]: the server-wide ping clock, in phases so pings go out in waves.
-//! - [`session`]: one task per connection; batches frames to the socket, handles lag and pings.
-//! - [`registry`]: the lock-sharded map of live rooms; creates and removes rooms.
-//! - [`room`]: one room's broadcast channel, members, id counter and recent-message ring.
-//! - [`history`]: the async batch writer that persists chat messages, and retention.
+//! - [`rooms`]: the lock-sharded registry (join tickets, memberships), each room's broadcast
+//!   channel delivering in id order, and its ring of recent messages.
+//! - [`presence`]: who is in a room, per user, and what to announce.
+//! - [`bus`]: how a published message gets its id and reaches every room that delivers it.
+//! - [`history`]: the async batch writer, the commit watermark, the reader, retention.
 //! - [`store`]: durable history behind one type; the backend is chosen by URL scheme.
 //! - [`telemetry`]: Prometheus metric names, descriptions, buckets and the recorder.
+//! - [`config`]: every setting, as CLI flag and environment variable, one group per concern.
 //! - [`server`]: builds the components, serves, and shuts down gracefully.
 //! - [`app`]: the shared state handed to handlers and sessions.
 
+pub mod admission;
+pub mod api;
 pub mod app;
+pub mod bus;
 pub mod config;
 pub mod history;
-pub mod http;
+pub mod net;
 pub mod ping;
+pub mod presence;
 pub mod protocol;
-pub mod registry;
-pub mod room;
-pub mod serve;
+pub mod rooms;
 pub mod server;
 pub mod session;
 pub mod store;
@@ -36,4 +41,4 @@ pub mod telemetry;
 pub mod ws;
 
 pub use config::Config;
-pub use server::{Server, ServerError};
+pub use server::{Listeners, Server, ServerError};

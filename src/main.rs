@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use chatterbox::server::Listeners;
 use chatterbox::{Config, Server};
 
 fn main() -> ExitCode {
@@ -37,15 +37,20 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let addr = (config.bind_addr, config.port);
-    let store = config.store_url();
+    let net = config.net.clone();
+    let store = config.store.url();
     let server = Server::build(config).await?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", addr.0, addr.1))?;
-    let local = listener.local_addr()?;
+    let listeners = Listeners::bind(&net).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}:{} (or METRICS_PORT {}): {e}",
+            net.bind_addr,
+            net.port,
+            net.metrics_port
+        )
+    })?;
+    let local = listeners.http.local_addr()?;
     tracing::info!(%store, "listening on http://{local}");
-    server.run(listener, shutdown_signal()).await?;
+    server.run(listeners, shutdown_signal()).await?;
     Ok(())
 }
 

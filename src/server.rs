@@ -1,7 +1,7 @@
 //! Building and running a server: open the store, start the history writer, serve until told to
 //! stop, then drain.
 //!
-//! The caller binds the listener and decides when to stop (a future), so tests bind port 0 and
+//! The caller binds the listeners and decides when to stop (a future), so tests bind port 0 and
 //! stop deterministically. Shutdown order: stop accepting → tell every session (each sends close
 //! 1001 and leaves its rooms) → wait for sessions → drain the history writer → return. Each wait is
 //! bounded by the configured grace period.
@@ -15,14 +15,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
+use crate::api;
 use crate::app::App;
-use crate::config::{Config, ConfigError};
-use crate::history::{self, HistoryWriter, WriterSettings, WriterTask};
-use crate::http;
+use crate::bus::{local::LocalBus, Bus};
+use crate::config::{Config, ConfigError, NetConfig};
+use crate::history::{
+    self, HistoryReader, HistoryWriter, RetentionPolicy, WriterSettings, WriterTask,
+};
+use crate::net;
 use crate::ping::{PingClock, PingTicker};
-use crate::registry::RoomRegistry;
-use crate::serve;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::rooms::{RegistrySettings, RoomRegistry};
+use crate::store::{SqliteOptions, Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};
 
 /// How often histogram samples are folded into buckets.
@@ -40,6 +44,25 @@ pub enum ServerError {
     HistoryNotDrained(Duration),
 }
 
+/// Where the server listens: the main HTTP port and, optionally, a separate one for `/metrics`.
+pub struct Listeners {
+    pub http: TcpListener,
+    /// When set, `/metrics` is served here and not on `http`.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds what `net` asks for: BIND_ADDR with PORT, and METRICS_PORT when it is not 0.
+    pub async fn bind(net: &NetConfig) -> std::io::Result<Listeners> {
+        let http = TcpListener::bind((net.bind_addr, net.port)).await?;
+        let metrics = match net.metrics_port {
+            0 => None,
+            port => Some(TcpListener::bind((net.bind_addr, port)).await?),
+        };
+        Ok(Listeners { http, metrics })
+    }
+}
+
 /// A server ready to run: store open, writer started.
 pub struct Server {
     app: Arc<App>,
@@ -52,42 +75,49 @@ impl Server {
     pub async fn build(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
         let options = StoreOptions {
-            busy_timeout: Duration::from_millis(config.sqlite_busy_timeout_ms),
+            sqlite: SqliteOptions {
+                busy_timeout: config.store.sqlite_busy_timeout(),
+            },
         };
-        let store = match &config.database_url {
-            Some(url) => Store::connect(url, &options).await?,
-            None => Store::open_sqlite(&config.db_path, &options).await?,
-        };
+        let store = Store::connect(&config.store.url(), &options).await?;
         let metrics = Metrics::new();
-        let (history, writer) = HistoryWriter::spawn(
+        let grace = config.net.shutdown_grace();
+        let history = &config.history;
+        let (writer_handle, writer) = HistoryWriter::spawn(
             store.clone(),
             WriterSettings {
-                batch_size: config.history_batch_size,
-                flush_interval: config.history_flush_interval(),
-                queue_capacity: config.history_queue_capacity,
-                flush_timeout: config.shutdown_grace(),
+                batch_size: history.history_batch_size,
+                flush_interval: history.flush_interval(),
+                queue_capacity: history.history_queue_capacity,
+                reserve_timeout: grace,
             },
             metrics.clone(),
         );
         let registry = RoomRegistry::new(
-            config.resolved_room_shards(),
-            config.max_rooms,
-            config.room_channel_capacity,
-            config.history_ring_size, // validated ≥ MAX_HISTORY
+            RegistrySettings {
+                shards: config.rooms.resolved_shards(),
+                max_rooms: config.limits.max_rooms,
+                max_rooms_created_per_ip: config.limits.max_rooms_created_per_ip,
+                channel_capacity: config.rooms.room_channel_capacity,
+                ring_capacity: history.history_ring_size, // validated ≥ MAX_HISTORY
+            },
             metrics.clone(),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (ping_clock, ping_ticker) = PingClock::new(config.ping_interval());
+        let (ping_clock, ping_ticker) = PingClock::new(config.connection.ping_interval());
         let app = Arc::new(App {
-            config,
+            admission: Admission::new(&config.limits, &config.connection),
             registry,
+            bus: Bus::Local(LocalBus),
+            history: writer_handle,
+            reader: HistoryReader::new(store.clone(), grace),
             store,
-            history,
             metrics,
             shutdown: shutdown_rx,
             ping_clock,
             sessions: TaskTracker::new(),
             started: Instant::now(),
+            config,
         });
         Ok(Server {
             app,
@@ -97,10 +127,10 @@ impl Server {
         })
     }
 
-    /// Serves on `listener` until `stop` completes, then shuts down gracefully.
+    /// Serves on `listeners` until `stop` completes, then shuts down gracefully.
     pub async fn run(
         self,
-        listener: TcpListener,
+        listeners: Listeners,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let Server {
@@ -109,26 +139,35 @@ impl Server {
             shutdown,
             ping_ticker,
         } = self;
-        let config = &app.config;
-        let metrics_server = spawn_metrics_listener(config, app.shutting_down()).await?;
+        let grace = app.config.net.shutdown_grace();
+        let metrics_server = listeners.metrics.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics listening");
+            }
+            tokio::spawn(net::serve(
+                listener,
+                api::metrics_router(),
+                app.shutting_down(),
+                grace,
+            ))
+        });
         let background = spawn_background(&app, ping_ticker);
 
         let shutdown_signal = shutdown.clone();
-        let router = http::router(app.clone());
-        serve::serve(
-            listener,
+        let router = api::router(app.clone(), metrics_server.is_none());
+        net::serve(
+            listeners.http,
             router,
             async move {
                 stop.await;
                 tracing::info!("shutting down: closing connections and flushing history");
                 let _ = shutdown_signal.send(true);
             },
-            config.shutdown_grace(),
+            grace,
         )
         .await;
         let _ = shutdown.send(true); // in case serve ended on its own
 
-        let grace = config.shutdown_grace();
         let deadline = tokio::time::Instant::now() + grace;
         app.sessions.close();
         if tokio::time::timeout_at(deadline, app.sessions.wait())
@@ -160,27 +199,9 @@ impl Server {
     }
 }
 
-/// Serves `/metrics` on its own port when METRICS_PORT is set.
-async fn spawn_metrics_listener(
-    config: &Config,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<Option<JoinHandle<()>>, ServerError> {
-    if config.metrics_port == 0 {
-        return Ok(None);
-    }
-    let listener = TcpListener::bind((config.bind_addr, config.metrics_port)).await?;
-    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
-    Ok(Some(tokio::spawn(serve::serve(
-        listener,
-        http::metrics_router(),
-        stop,
-        config.shutdown_grace(),
-    ))))
-}
-
 /// The ping clock, metrics upkeep and history retention; all end with the server.
 fn spawn_background(app: &Arc<App>, ping_ticker: PingTicker) -> Vec<JoinHandle<()>> {
-    let config = &app.config;
+    let history = &app.config.history;
     let mut tasks = vec![
         tokio::spawn(ping_ticker.run()),
         tokio::spawn(async {
@@ -191,14 +212,15 @@ fn spawn_background(app: &Arc<App>, ping_ticker: PingTicker) -> Vec<JoinHandle<(
             }
         }),
     ];
-    let max_age = (config.history_max_age_seconds > 0)
-        .then(|| Duration::from_secs(config.history_max_age_seconds));
+    let policy = RetentionPolicy {
+        max_per_room: history.history_max_per_room,
+        max_age: history.max_age(),
+        interval: history.retention_interval(),
+    };
     let live = app.clone();
     tasks.extend(history::spawn_retention(
         app.store.clone(),
-        config.history_max_per_room,
-        max_age,
-        Duration::from_secs(config.retention_interval_seconds),
+        policy,
         move |max_per_room, older_than_ms| {
             for room in live.registry.rooms() {
                 room.apply_retention(max_per_room, older_than_ms);

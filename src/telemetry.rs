@@ -80,9 +80,13 @@ fn describe_all() {
         "chatterbox_connections_opened_total",
         "WebSocket connections accepted."
     );
+    let reasons: Vec<&str> = CloseReason::ALL.iter().map(|r| r.as_str()).collect();
     describe_counter!(
         "chatterbox_connections_closed_total",
-        "WebSocket connections ended, by reason: client_close, reset, timeout, slow_client, shutdown, protocol_error, too_large."
+        format!(
+            "WebSocket connections ended, by reason: {}.",
+            reasons.join(", ")
+        )
     );
     describe_gauge!(
         "chatterbox_rooms",
@@ -104,7 +108,7 @@ fn describe_all() {
     describe_histogram!(
         "chatterbox_fanout_latency_seconds",
         metrics::Unit::Seconds,
-        "From publish until the frame is flushed to a subscriber's socket; one sample per socket flush, taken from the oldest frame in the batch (an upper bound for the rest)."
+        "From publish until a room frame (chat, join, leave) is written to a subscriber's socket; one sample per write that empties the connection's output, taken from the oldest room frame in it (an upper bound for the rest). Frames a session builds itself (gap, presence, errors) are not sampled."
     );
     describe_histogram!(
         "chatterbox_fanout_size",
@@ -120,11 +124,15 @@ fn describe_all() {
     );
     describe_counter!(
         "chatterbox_slow_clients_disconnected_total",
-        "Clients dropped because a socket write blocked longer than SEND_TIMEOUT_SECONDS."
+        "Clients dropped because their socket took nothing for SEND_TIMEOUT_SECONDS while output waited."
     );
     describe_counter!(
         "chatterbox_error_frames_total",
         "Error frames sent to clients, by kind (the error code)."
+    );
+    describe_counter!(
+        "chatterbox_error_frames_dropped_total",
+        "Error frames not sent because the client's output was over twice OUTBOX_BUDGET_BYTES (it does not read its answers)."
     );
     describe_gauge!(
         "chatterbox_history_queue_depth",
@@ -176,6 +184,7 @@ pub struct Metrics {
     pub lagged_receivers: Counter,
     pub lag_lost_frames: Counter,
     pub slow_clients_disconnected: Counter,
+    pub error_frames_dropped: Counter,
     pub history_queue_depth: Gauge,
     pub history_batch_size: Histogram,
     pub history_flush_duration: Histogram,
@@ -205,6 +214,7 @@ impl Metrics {
             slow_clients_disconnected: metrics::counter!(
                 "chatterbox_slow_clients_disconnected_total"
             ),
+            error_frames_dropped: metrics::counter!("chatterbox_error_frames_dropped_total"),
             history_queue_depth: metrics::gauge!("chatterbox_history_queue_depth"),
             history_batch_size: metrics::histogram!("chatterbox_history_batch_size"),
             history_flush_duration: metrics::histogram!(
@@ -231,28 +241,34 @@ impl Default for Metrics {
     }
 }
 
-/// Why a connection ended; the `reason` label of `chatterbox_connections_closed_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    ClientClose,
-    Reset,
-    Timeout,
-    SlowClient,
-    Shutdown,
-    ProtocolError,
-    TooLarge,
+/// Declares [`CloseReason`] with its label values once, and the list of all of them.
+macro_rules! close_reasons {
+    ($($variant:ident => $label:literal: $meaning:literal),+ $(,)?) => {
+        /// Why a connection ended; the `reason` label of `chatterbox_connections_closed_total`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum CloseReason {
+            $(#[doc = $meaning] $variant),+
+        }
+
+        impl CloseReason {
+            /// Every reason, in the order the metric's description lists them.
+            pub const ALL: &'static [CloseReason] = &[$(CloseReason::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CloseReason::$variant => $label),+
+                }
+            }
+        }
+    };
 }
 
-impl CloseReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::ClientClose => "client_close",
-            CloseReason::Reset => "reset",
-            CloseReason::Timeout => "timeout",
-            CloseReason::SlowClient => "slow_client",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::ProtocolError => "protocol_error",
-            CloseReason::TooLarge => "too_large",
-        }
-    }
+close_reasons! {
+    ClientClose => "client_close": "The client closed the connection (close frame or end of stream).",
+    Reset => "reset": "The connection broke (reset, write error).",
+    Timeout => "timeout": "The client was silent for two ping intervals.",
+    SlowClient => "slow_client": "No write progress for SEND_TIMEOUT_SECONDS while output waited.",
+    Shutdown => "shutdown": "The server is shutting down.",
+    ProtocolError => "protocol_error": "The client broke the WebSocket protocol.",
+    TooLarge => "too_large": "The client sent a message over MAX_FRAME_BYTES.",
 }

@@ -19,13 +19,16 @@ async fn start_server() -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = chatterbox::Config {
-        db_path: dir.path().join("chat.db"),
-        ..Default::default()
-    };
+    let mut config = chatterbox::Config::default();
+    config.store.db_path = dir.path().join("chat.db");
+    config.store.database_url = None;
     let server = chatterbox::Server::build(config).await.unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async move {
+    let listeners = chatterbox::Listeners {
+        http: listener,
+        metrics: None,
+    };
+    let task = tokio::spawn(server.run(listeners, async move {
         let _ = stop_rx.await;
     }));
     TestServer {

@@ -7,13 +7,11 @@
 
 mod sqlite;
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::protocol::ChatRecord;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,20 +25,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
-/// Settings shared by every backend.
-#[derive(Debug, Clone)]
+/// Options per backend; each backend reads its own.
+#[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
-    /// How long a write waits for a lock held by another process before it fails (and the history
-    /// writer retries).
-    pub busy_timeout: Duration,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            busy_timeout: Duration::from_secs(5),
-        }
-    }
+    pub sqlite: SqliteOptions,
 }
 
 /// A message store. Cheap to clone: backends hold connection pools.
@@ -54,14 +42,11 @@ impl Store {
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
-            "sqlite" => Ok(Store::Sqlite(SqliteStore::connect_url(url, options).await?)),
+            "sqlite" => Ok(Store::Sqlite(
+                SqliteStore::connect(url, &options.sqlite).await?,
+            )),
             _ => Err(StoreError::UnsupportedUrl(url.to_string())),
         }
-    }
-
-    /// Opens (creating if needed) the SQLite file at `path`.
-    pub async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        Ok(Store::Sqlite(SqliteStore::open(path, options).await?))
     }
 
     /// Persists a batch in one transaction. Idempotent: rows already stored are skipped, so a

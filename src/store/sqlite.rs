@@ -1,18 +1,34 @@
 //! The embedded SQLite backend: WAL mode, one transaction per batch, multi-row inserts.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::{StoreError, StoreOptions};
+use super::StoreError;
 use crate::protocol::ChatRecord;
 
 /// Rows per INSERT statement: 5 parameters each stays below SQLite's 32,766-parameter limit.
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// Settings of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How long a write waits for a lock held by another process before it fails (and the history
+    /// writer retries).
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -20,21 +36,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
-        Self::connect_with(SqliteConnectOptions::new().filename(path), options).await
-    }
-
-    pub async fn connect_url(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        Self::connect_with(SqliteConnectOptions::from_str(url)?, options).await
-    }
-
-    async fn connect_with(
-        sqlite: SqliteConnectOptions,
-        options: &StoreOptions,
-    ) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database named by a `sqlite:` URL and migrates it.
+    pub async fn connect(url: &str, options: &SqliteOptions) -> Result<Self, StoreError> {
         // WAL lets joins and the REST API read while the writer commits; NORMAL sync in WAL mode
         // loses nothing on a process crash (only on power loss, bounded by the checkpoint).
-        let sqlite = sqlite
+        let sqlite = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -209,7 +215,8 @@ mod tests {
     #[tokio::test]
     async fn retention_by_age_and_by_count() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::default())
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&url, &SqliteOptions::default())
             .await
             .unwrap();
         let batch: Vec<_> = (1..=10)

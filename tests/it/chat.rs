@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::support::{TestClient, TestServer};
+use crate::support::{raw_upgrade, TestClient, TestServer};
 
 #[tokio::test]
 async fn join_chat_and_leave_reach_every_member() {
@@ -184,8 +184,8 @@ async fn two_hundred_clients_join_and_vanish_at_once() {
 #[tokio::test]
 async fn a_client_that_never_reads_does_not_slow_the_room() {
     let server = TestServer::start_with(|c| {
-        c.room_channel_capacity = 16;
-        c.ws_write_buffer_bytes = 1024;
+        c.rooms.room_channel_capacity = 16;
+        c.connection.outbox_budget_bytes = 1024;
     })
     .await;
     let mut stalled = server.connect("stalled").await;
@@ -257,37 +257,15 @@ async fn joining_twice_is_harmless() {
 #[tokio::test]
 async fn frames_sent_with_the_upgrade_request_are_not_lost() {
     use futures_util::StreamExt;
-    use tokio::io::AsyncWriteExt;
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     let server = TestServer::start().await;
-    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut bytes = format!(
-        "GET /ws?user=eager HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        server.addr
-    )
-    .into_bytes();
     // A masked text frame (mask 0: the payload is unchanged), as a client must send.
     let join = br#"{"type":"join","room":"early"}"#;
-    bytes.extend_from_slice(&[0x81, 0x80 | join.len() as u8, 0, 0, 0, 0]);
-    bytes.extend_from_slice(join);
-    tcp.write_all(&bytes).await.unwrap();
-
-    // Read the 101 response head byte by byte, so nothing after it is consumed here.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tokio::io::AsyncReadExt::read_exact(&mut tcp, &mut byte)
-            .await
-            .unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let mut frame = vec![0x81, 0x80 | join.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(join);
+    let (tcp, head) = raw_upgrade(server.addr, "/ws?user=eager", "", &frame).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, Role::Client, None).await;
     let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
         .await

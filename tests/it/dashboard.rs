@@ -31,6 +31,7 @@ pub const CONTRACT_COUNTERS: &[(&str, &[&str])] = &[
     ("chatterbox_lag_lost_frames_total", &[]),
     ("chatterbox_slow_clients_disconnected_total", &[]),
     ("chatterbox_error_frames_total", &["kind"]),
+    ("chatterbox_error_frames_dropped_total", &[]),
     ("chatterbox_history_rows_written_total", &[]),
     ("chatterbox_history_write_errors_total", &[]),
     ("chatterbox_http_requests_total", &["route", "status"]),
@@ -59,11 +60,13 @@ pub const CONTRACT_HISTOGRAMS: &[(&str, &[&str])] = &[
     ("chatterbox_http_request_duration_seconds", &["route"]),
 ];
 
-/// Allowed values of the enumerated labels.
-#[rustfmt::skip]
-pub const CLOSE_REASONS: &[&str] = &[
-    "client_close", "reset", "timeout", "slow_client", "shutdown", "protocol_error", "too_large",
-];
+/// Allowed values of the enumerated labels: the close reasons, from the code's one list.
+pub fn close_reasons() -> Vec<&'static str> {
+    chatterbox::telemetry::CloseReason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect()
+}
 pub const MESSAGE_TYPES: &[&str] = &["join", "chat", "leave", "invalid"];
 
 /// Labels a query may use: the contract's, plus what Prometheus adds (`job`, `instance`) and `le`.

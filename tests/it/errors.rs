@@ -2,13 +2,13 @@
 
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{TestClient, TestServer};
 
 #[tokio::test]
 async fn every_bad_message_gets_an_error_frame_and_the_connection_stays_usable() {
     let server = TestServer::start_with(|c| {
-        c.max_text_chars = 10;
-        c.max_room_name_chars = 8;
+        c.limits.max_text_chars = 10;
+        c.limits.max_room_name_chars = 8;
     })
     .await;
     let mut alice = server.connect("alice").await;
@@ -112,7 +112,7 @@ async fn binary_frames_get_an_error() {
 
 #[tokio::test]
 async fn a_join_past_max_rooms_is_refused_and_not_a_membership() {
-    let server = TestServer::start_with(|c| c.max_rooms = 2).await;
+    let server = TestServer::start_with(|c| c.limits.max_rooms = 2).await;
     let mut alice = server.connect("alice").await;
     alice.join("a").await;
     alice.join("b").await;
@@ -132,9 +132,39 @@ async fn a_join_past_max_rooms_is_refused_and_not_a_membership() {
     server.shutdown().await;
 }
 
+/// One client address cannot take every room slot, however many connections it opens: the rooms
+/// it creates are capped, while others still create rooms and it still joins theirs.
+#[tokio::test]
+async fn one_address_cannot_exhaust_the_rooms() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_rooms = 10;
+        c.limits.max_rooms_created_per_ip = 3;
+    })
+    .await;
+    let squatter = [127, 0, 0, 1].into();
+    let mut first = TestClient::connect_from(&server.ws_url("squat1"), squatter).await;
+    let mut second = TestClient::connect_from(&server.ws_url("squat2"), squatter).await;
+    first.join("s1").await;
+    first.join("s2").await;
+    second.join("s3").await;
+    second.send(json!({"type":"join","room":"s4"})).await;
+    let error = second.recv().await;
+    assert_eq!(error["code"], "too_many_rooms", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("your address"));
+
+    let other = [127, 0, 0, 2].into();
+    let mut bystander = TestClient::connect_from(&server.ws_url("bystander"), other).await;
+    bystander.join("mine").await;
+    second.join("mine").await; // joining is not creating
+                               // A room that goes gives its slot back (requests on one connection are handled in order).
+    first.send(json!({"type":"leave","room":"s1"})).await;
+    first.join("s5").await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_connection_has_a_room_limit() {
-    let server = TestServer::start_with(|c| c.max_rooms_per_connection = 2).await;
+    let server = TestServer::start_with(|c| c.limits.max_rooms_per_connection = 2).await;
     let mut alice = server.connect("alice").await;
     alice.join("a").await;
     alice.join("b").await;
@@ -145,7 +175,7 @@ async fn a_connection_has_a_room_limit() {
 
 #[tokio::test]
 async fn oversized_frames_close_with_1009_and_a_reason() {
-    let server = TestServer::start_with(|c| c.max_frame_bytes = 1024).await;
+    let server = TestServer::start_with(|c| c.limits.max_frame_bytes = 1024).await;
     let mut alice = server.connect("alice").await;
     alice.join("r").await;
     let huge = json!({"type":"chat","room":"r","text":"x".repeat(2000)}).to_string();

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::support::{send_and_confirm, wait_for_metric, ServerProcess, TestClient, TestServer};
+use crate::support::{
+    lock_sqlite, send_and_confirm, wait_for_metric, ServerProcess, TestClient, TestServer,
+};
 
 async fn get_json(url: &str) -> serde_json::Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
@@ -21,7 +23,7 @@ fn ids(messages: &serde_json::Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn joiners_get_history_and_ids_continue_after_a_restart() {
-    let server = TestServer::start_with(|c| c.max_history = 5).await;
+    let server = TestServer::start_with(|c| c.history.max_history = 5).await;
     let mut alice = server.connect("alice").await;
     alice.join("r").await;
     for i in 1..=8 {
@@ -46,7 +48,11 @@ async fn joiners_get_history_and_ids_continue_after_a_restart() {
     drop((alice, bob));
 
     let (db, dir) = server.shutdown_keep_db().await;
-    let server = TestServer::start_on(db, 0, |c| c.max_history = 5).await;
+    let server = TestServer::builder()
+        .db(db)
+        .config(|c| c.history.max_history = 5)
+        .start()
+        .await;
     let mut carol = server.connect("carol").await;
     carol.send(json!({"type":"join","room":"r"})).await;
     let history = carol.recv().await;
@@ -75,8 +81,8 @@ async fn a_join_without_history_gets_only_presence() {
 #[tokio::test]
 async fn joining_during_a_flood_is_gap_free_and_duplicate_free() {
     let server = TestServer::start_with(|c| {
-        c.max_history = 50;
-        c.history_ring_size = 64;
+        c.history.max_history = 50;
+        c.history.history_ring_size = 64;
     })
     .await;
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -139,9 +145,9 @@ async fn joining_during_a_flood_is_gap_free_and_duplicate_free() {
 #[tokio::test]
 async fn resume_returns_exactly_what_was_missed_or_says_it_cannot() {
     let server = TestServer::start_with(|c| {
-        c.max_history = 5;
-        c.history_ring_size = 20;
-        c.resume_max_messages = 100;
+        c.history.max_history = 5;
+        c.history.history_ring_size = 20;
+        c.history.resume_max_messages = 100;
     })
     .await;
     let url = server.ws_url("writer");
@@ -247,8 +253,8 @@ async fn rest_pages_backwards_through_history_of_empty_rooms_too() {
 #[tokio::test]
 async fn retention_caps_messages_per_room() {
     let server = TestServer::start_with(|c| {
-        c.history_max_per_room = 10;
-        c.retention_interval_seconds = 1;
+        c.history.history_max_per_room = 10;
+        c.history.retention_interval_seconds = 1;
     })
     .await;
     // Keeps the room live, so its in-memory ring is what a joiner's history comes from.
@@ -333,7 +339,6 @@ async fn kill_9_loses_at_most_the_unflushed_tail() {
 /// flowing, and once the lock is gone every message is stored.
 #[tokio::test]
 async fn write_failures_are_retried_while_chat_keeps_flowing() {
-    use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let server = ServerProcess::spawn(&db, 0, &[("SQLITE_BUSY_TIMEOUT_MS", "20")]).await;
@@ -344,14 +349,7 @@ async fn write_failures_are_retried_while_chat_keeps_flowing() {
     member.chat("r", "before").await;
     member.recv_type("chat").await;
 
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
-    let mut locker = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let lock = lock_sqlite(&db).await;
 
     // Live chat is unaffected: every message is delivered while none can be stored.
     for i in 0..50 {
@@ -366,7 +364,7 @@ async fn write_failures_are_retried_while_chat_keeps_flowing() {
     })
     .await;
 
-    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    lock.release().await;
     wait_for_metric(&metrics, "chatterbox_history_rows_written_total", |v| {
         v >= 51.0
     })
@@ -384,7 +382,7 @@ async fn write_failures_are_retried_while_chat_keeps_flowing() {
 /// recover, and gets the latest messages.
 #[tokio::test]
 async fn resume_from_the_future_is_not_recovered() {
-    let server = TestServer::start_with(|c| c.max_history = 3).await;
+    let server = TestServer::start_with(|c| c.history.max_history = 3).await;
     send_and_confirm(&server.ws_url("alice"), "r", 5).await;
     let mut bob = server.connect("bob").await;
     bob.send(json!({"type":"join","room":"r","since":99})).await;
@@ -427,11 +425,11 @@ async fn sigterm_with_a_stalled_client_still_flushes_everything() {
     server.signal_and_wait("TERM").await;
 }
 
-/// Creating a room waits for the writer to commit what it had queued (so ids are never reused);
-/// while the store is locked that wait is bounded and the joiner gets a clear error, not a hang.
+/// Re-creating a room whose last messages the writer has not committed yet waits for them (so
+/// ids are never reused and history has no hole); while the store is locked that wait is bounded
+/// and the joiner gets a clear error, not a hang. A room with nothing queued is not held up.
 #[tokio::test]
 async fn a_join_that_needs_a_blocked_store_gets_history_unavailable() {
-    use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let env = [
@@ -442,30 +440,30 @@ async fn a_join_that_needs_a_blocked_store_gets_history_unavailable() {
     let mut member = TestClient::connect(&server.ws_url("member")).await;
     member.join("busy").await;
 
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
-    let mut locker = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let lock = lock_sqlite(&db).await;
     member.chat("busy", "queued, not yet stored").await;
     member.recv_type("chat").await;
+    member.send(json!({"type":"leave","room":"busy"})).await;
 
     let mut joiner = TestClient::connect(&server.ws_url("joiner")).await;
-    joiner.send(json!({"type":"join","room":"new-room"})).await;
+    joiner.join("unrelated").await;
+    joiner.send(json!({"type":"join","room":"busy"})).await;
     let error = joiner.recv().await;
     assert_eq!(error["code"], "history_unavailable", "{error}");
-    assert_eq!(error["room"], "new-room");
+    assert_eq!(error["room"], "busy");
     assert!(
         !error["message"].as_str().unwrap().contains("database"),
         "{error}"
     );
 
-    // Once the lock is gone, the same join succeeds.
-    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
-    joiner.join("new-room").await;
+    // Once the lock is gone, the same join succeeds, with the message and the next id.
+    lock.release().await;
+    joiner.send(json!({"type":"join","room":"busy"})).await;
+    let history = joiner.recv_type("history").await;
+    assert_eq!(history["messages"][0]["text"], "queued, not yet stored");
+    joiner.recv_type("presence").await;
+    joiner.chat("busy", "next").await;
+    assert_eq!(joiner.recv_type("chat").await["id"], 2);
     drop((member, joiner));
     assert!(server.signal_and_wait("TERM").await.success());
 }

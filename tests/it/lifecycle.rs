@@ -36,7 +36,7 @@ async fn the_binary_exits_zero_on_sigterm_and_closes_clients() {
 
 #[tokio::test]
 async fn a_peer_silent_for_two_ping_intervals_is_dropped_and_its_leave_sent() {
-    let server = TestServer::start_with(|c| c.ping_interval_seconds = 0.2).await;
+    let server = TestServer::start_with(|c| c.connection.ping_interval_seconds = 0.2).await;
     let mut watcher = server.connect("watcher").await;
     watcher.join("r").await;
     // The silent client joins, then never reads again, so it never answers pings.

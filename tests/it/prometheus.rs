@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::dashboard::{
-    dashboard_queries, load_dashboard, manifest_dir, substitute_variables, CLOSE_REASONS,
+    close_reasons, dashboard_queries, load_dashboard, manifest_dir, substitute_variables,
     CONTRACT_COUNTERS, CONTRACT_GAUGES, CONTRACT_HISTOGRAMS, MESSAGE_TYPES,
 };
 use crate::support::{TestClient, TestServer};
@@ -361,7 +361,7 @@ async fn exposition_matches_metric_contract() {
     check_values(
         "chatterbox_connections_closed_total",
         "reason",
-        CLOSE_REASONS,
+        &close_reasons(),
         &mut problems,
     );
     check_values(

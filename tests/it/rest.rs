@@ -101,27 +101,16 @@ async fn metrics_count_what_happens() {
 
 #[tokio::test]
 async fn metrics_can_move_to_their_own_port() {
-    let port = {
-        // A free port for the metrics listener.
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let server = TestServer::start_with(|c| {
-        c.metrics_port = port;
-        c.bind_addr = "127.0.0.1".parse().unwrap();
-    })
-    .await;
+    let server = TestServer::builder().metrics_listener().start().await;
     let response = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(response.status(), 404, "not on the main port");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    let body = loop {
-        // The metrics listener binds as the server starts; retry until it answers.
-        match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
-            Ok(response) => break response.text().await.unwrap(),
-            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await; // polling interval
-    };
+    let metrics = server.metrics_addr.unwrap();
+    let body = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("chatterbox_connections_open"));
     server.shutdown().await;
 }

@@ -2,21 +2,27 @@
 //!
 //! `axum::serve` wraps every connection in a private type, so an upgraded WebSocket can only be
 //! used through layers of dynamic dispatch and buffering. Serving with hyper's HTTP/1 builder
-//! hands [`crate::ws`] the plain `TcpStream` back. Shutdown is graceful as with `axum::serve`:
-//! stop accepting, let requests in flight finish, close idle keep-alive connections.
+//! hands [`crate::ws`] the plain `TcpStream` back. Every request carries the peer's address
+//! (axum's [`ConnectInfo`]), which admission turns into the client's address. Shutdown is graceful
+//! as with `axum::serve`: stop accepting, let requests in flight finish, close idle keep-alive
+//! connections.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
+use tower_service::Service;
 
 /// Pause after an accept error that is not about one connection (e.g. out of descriptors), so a
 /// full process does not spin; connections closing meanwhile make room.
@@ -43,8 +49,13 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
-                connections.spawn(serve_connection(stream, router.clone(), closing.clone()));
+            Ok((stream, peer)) => {
+                connections.spawn(serve_connection(
+                    stream,
+                    peer,
+                    router.clone(),
+                    closing.clone(),
+                ));
             }
             Err(error) if is_about_one_connection(&error) => {}
             Err(error) => {
@@ -69,7 +80,12 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection(stream: TcpStream, router: Router, mut closing: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    mut closing: watch::Receiver<bool>,
+) {
     // Frames are written in whole batches; Nagle's delay would only add latency.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "could not set TCP_NODELAY");
@@ -77,7 +93,14 @@ async fn serve_connection(stream: TcpStream, router: Router, mut closing: watch:
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
+        .serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                // Routers are cheap to clone (shared routes) and always ready.
+                router.clone().call(request)
+            }),
+        )
         .with_upgrades();
     let mut connection = pin!(connection);
     let result = tokio::select! {

@@ -1,0 +1,75 @@
+//! Admission: what happens to a WebSocket request before the upgrade — who may connect, as whom,
+//! and from where. A refused request gets an HTTP status and a JSON reason, and no upgrade work
+//! is done for it.
+//!
+//! Today it checks the user name and decides the client's address (the TCP peer); origin checks,
+//! signed identities and per-address limits belong here too.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::Query;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::config::{ConnectionConfig, LimitsConfig};
+use crate::protocol::validate_name;
+
+/// Who is on the other end of an admitted connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub user: Arc<str>,
+    /// The client's address, for per-address quotas.
+    pub ip: Option<IpAddr>,
+}
+
+/// Why a request may not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// A request the client must fix (HTTP 400).
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// The admission rules, built once from the configuration.
+pub struct Admission {
+    max_user_name_chars: usize,
+    ws_config: WebSocketConfig,
+}
+
+#[derive(Deserialize)]
+struct ConnectParams {
+    user: Option<String>,
+}
+
+impl Admission {
+    pub fn new(limits: &LimitsConfig, connection: &ConnectionConfig) -> Self {
+        Admission {
+            max_user_name_chars: limits.max_user_name_chars,
+            ws_config: WebSocketConfig::default()
+                .read_buffer_size(connection.ws_read_buffer_bytes)
+                .max_message_size(Some(limits.max_frame_bytes))
+                .max_frame_size(Some(limits.max_frame_bytes)),
+        }
+    }
+
+    /// Decides whether the request in `parts`, from `peer`, may connect, and as whom.
+    pub fn admit(&self, parts: &Parts, peer: SocketAddr) -> Result<Client, Refusal> {
+        let Query(params) = Query::<ConnectParams>::try_from_uri(&parts.uri)
+            .map_err(|e| Refusal::BadRequest(format!("invalid query string: {}", e.body_text())))?;
+        let user = params
+            .user
+            .ok_or_else(|| Refusal::BadRequest("missing ?user= parameter".into()))?;
+        validate_name("user", &user, self.max_user_name_chars).map_err(Refusal::BadRequest)?;
+        Ok(Client {
+            user: user.into(),
+            ip: Some(peer.ip()),
+        })
+    }
+
+    /// How admitted connections read: buffer size and message limits.
+    pub fn ws_config(&self) -> WebSocketConfig {
+        self.ws_config
+    }
+}

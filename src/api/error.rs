@@ -1,0 +1,47 @@
+//! The one error type of the HTTP API: a status and a JSON `{"error": "..."}` body. Internals
+//! are logged where they happen, never shown.
+
+use axum::extract::rejection::QueryRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::admission::Refusal;
+use crate::ws::upgrade::UpgradeRejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Refused by admission.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Not a valid WebSocket upgrade (answered with its own status, e.g. 426).
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeRejection),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            ApiError::Upgrade(rejection) => return rejection.into_response(),
+            ApiError::BadRequest(_) | ApiError::Refused(Refusal::BadRequest(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}

@@ -1,0 +1,61 @@
+//! `GET /api/rooms/{name}/messages`: pages backwards through a room's history, live or not.
+//!
+//! Served by the history reader: recent pages of live rooms come from memory, older ones from
+//! the store once committed. A request never makes the writer flush, so REST traffic cannot
+//! disturb how history is written.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::ApiError;
+use crate::app::AppState;
+use crate::history::InMemory;
+use crate::protocol::frames::messages_object;
+
+#[derive(Deserialize)]
+pub(super) struct PageParams {
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn room_messages(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params?;
+    let history = &app.config.history;
+    let limit = params.limit.unwrap_or(history.max_history);
+    if limit == 0 || limit > history.max_page_size {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {}",
+            history.max_page_size
+        )));
+    }
+    let room = app.registry.get(&name);
+    let recent = room.as_ref().map(|room| room.recent()).unwrap_or_default();
+    let retired = match &room {
+        Some(_) => None,
+        None => app.registry.retired_log(&name),
+    };
+    let memory = InMemory {
+        recent: &recent,
+        log: room
+            .as_ref()
+            .map(|room| &**room.log())
+            .or(retired.as_deref()),
+    };
+    let records = app
+        .reader
+        .page(&name, memory, params.before, limit)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading history failed");
+            ApiError::Unavailable("history store unavailable".into())
+        })?;
+    let body = messages_object("", &name, records.iter().map(|r| &**r), "");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}

@@ -1,0 +1,87 @@
+//! The HTTP surface: the WebSocket endpoint, the REST API, `/metrics`, and the embedded
+//! browser client, assembled into one router.
+//!
+//! - [`websocket`]: `GET /ws` — admission, upgrade, session.
+//! - [`rooms`], [`history`]: the read-only REST API.
+//! - [`health`]: `/health` and `/metrics`.
+//! - [`assets`]: the browser client.
+//! - [`error`]: [`ApiError`], the JSON error every route answers with.
+
+pub mod assets;
+pub mod error;
+pub mod health;
+pub mod history;
+pub mod rooms;
+pub mod websocket;
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::ApiError;
+
+use crate::app::AppState;
+
+/// The main router; `/metrics` is on it unless it has a listener of its own ([`metrics_router`]).
+pub fn router(app: AppState, with_metrics: bool) -> Router {
+    let api = Router::new()
+        .route("/health", get(health::health))
+        .route("/api/rooms", get(rooms::list_rooms))
+        .route("/api/rooms/{name}", get(rooms::room_details))
+        .route("/api/rooms/{name}/messages", get(history::room_messages))
+        .layer(cors(&app.config.net.cors_allow_origin));
+    let mut router = Router::new()
+        .merge(api)
+        .route("/ws", get(websocket::upgrade))
+        .route("/", get(assets::index))
+        .route("/{*file}", get(assets::static_file));
+    if with_metrics {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    router
+        .route_layer(middleware::from_fn(track_requests))
+        .with_state(app)
+}
+
+/// `/metrics` alone, for a separate METRICS_PORT.
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route_layer(middleware::from_fn(track_requests))
+}
+
+fn cors(setting: &str) -> CorsLayer {
+    let origins = match setting.trim() {
+        "*" => AllowOrigin::any(),
+        list => AllowOrigin::list(
+            list.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        ),
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET])
+}
+
+async fn track_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("chatterbox_http_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("chatterbox_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,127 @@
+//! The history reader: one way to read a room's history, for joins, resumes and REST alike.
+//!
+//! The newest messages of a live room are in its in-memory ring; everything older is in the
+//! store — once the writer has committed it. The reader serves what the ring covers from memory
+//! and reads the rest from the store after waiting on the room's [`CommitLog`] for exactly the ids
+//! it needs (usually committed long ago, so no wait at all). It never makes the writer flush, so
+//! reads cannot cut the writer's batching short, however many arrive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{CommitLog, HistoryError};
+use crate::protocol::ChatRecord;
+use crate::store::Store;
+
+/// What a room holds in memory, as of one instant: its newest messages (consecutive ids, oldest
+/// first) and its commit watermark. Rooms that are not live have neither.
+#[derive(Default)]
+pub struct InMemory<'a> {
+    pub recent: &'a [Arc<ChatRecord>],
+    pub log: Option<&'a CommitLog>,
+}
+
+/// Reads history; cheap to clone.
+#[derive(Clone)]
+pub struct HistoryReader {
+    store: Store,
+    /// Longest a read waits for the writer to commit what it needs.
+    commit_wait: Duration,
+}
+
+impl HistoryReader {
+    pub fn new(store: Store, commit_wait: Duration) -> Self {
+        HistoryReader { store, commit_wait }
+    }
+
+    /// Messages with `after < id <= upto`, oldest first. Fewer than `upto - after` when some were
+    /// pruned (or never existed).
+    pub async fn range(
+        &self,
+        room: &str,
+        memory: InMemory<'_>,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<Arc<ChatRecord>>, HistoryError> {
+        let from_memory: Vec<Arc<ChatRecord>> = memory
+            .recent
+            .iter()
+            .filter(|m| m.id > after && m.id <= upto)
+            .cloned()
+            .collect();
+        // Ids below what memory covers come from the store.
+        let below = from_memory.first().map_or(upto, |m| m.id - 1);
+        if below <= after {
+            return Ok(from_memory);
+        }
+        self.committed(&memory, below).await?;
+        let mut messages: Vec<Arc<ChatRecord>> = self
+            .store
+            .range(room, after, below)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        messages.extend(from_memory);
+        Ok(messages)
+    }
+
+    /// The newest `limit` messages with ids below `before` (all if `None`), oldest first.
+    pub async fn page(
+        &self,
+        room: &str,
+        memory: InMemory<'_>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Arc<ChatRecord>>, HistoryError> {
+        let before = before.unwrap_or(u64::MAX);
+        let eligible: Vec<&Arc<ChatRecord>> =
+            memory.recent.iter().filter(|m| m.id < before).collect();
+        let from_memory = &eligible[eligible.len().saturating_sub(limit)..];
+        let missing = limit - from_memory.len();
+        // Memory is consecutive: when it covers part of the page, the rest is below its first id.
+        let below = from_memory.first().map_or(before, |m| m.id);
+        let mut messages = Vec::with_capacity(limit);
+        if missing > 0 && below > 1 {
+            self.committed(&memory, below - 1).await?;
+            messages.extend(
+                self.store
+                    .before(room, Some(below), missing)
+                    .await?
+                    .into_iter()
+                    .map(Arc::new),
+            );
+        }
+        messages.extend(from_memory.iter().map(|m| Arc::clone(m)));
+        Ok(messages)
+    }
+
+    /// What a room being (re)created starts from: its last id and newest `ring` messages. Waits
+    /// first until whatever its previous incarnation queued is committed (`log`), so no id is
+    /// reused and no message is missing.
+    pub async fn load(
+        &self,
+        room: &str,
+        log: &CommitLog,
+        ring: usize,
+    ) -> Result<(u64, Vec<Arc<ChatRecord>>), HistoryError> {
+        log.wait_settled(self.commit_wait).await?;
+        let last_id = self.store.last_id(room).await?.max(log.assigned());
+        let recent = self.store.latest(room, ring).await?;
+        // The store holds everything up to here.
+        log.assign(last_id);
+        log.advance(last_id);
+        Ok((last_id, recent.into_iter().map(Arc::new).collect()))
+    }
+
+    /// Waits until ids up to `id` are committed (or as many as were handed out).
+    async fn committed(&self, memory: &InMemory<'_>, id: u64) -> Result<(), HistoryError> {
+        match memory.log {
+            Some(log) => {
+                let id = id.min(log.assigned());
+                log.wait_committed(id, self.commit_wait).await
+            }
+            None => Ok(()),
+        }
+    }
+}

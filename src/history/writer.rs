@@ -1,0 +1,234 @@
+//! The history writer: persists published chat messages in batches, off the hot path.
+//!
+//! Publishers reserve a slot in a bounded queue before they publish ([`HistoryWriter::reserve`]):
+//! when the store falls behind, publishers wait (backpressure) and nothing accepted is ever dropped.
+//! One background task drains the queue into one transaction per batch, writing when the batch
+//! is full or the oldest message has waited the flush interval, then advances each room's
+//! [`CommitLog`]. Nobody can make it write early: readers wait on the watermark instead. Failed
+//! writes are retried with exponential backoff while live chat keeps flowing from memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{CommitLog, HistoryError};
+use crate::protocol::ChatRecord;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// A message to persist, and the watermark of its room to advance once it is stored.
+struct Append {
+    record: Arc<ChatRecord>,
+    log: Arc<CommitLog>,
+}
+
+/// Settings of the writer task.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub queue_capacity: usize,
+    /// Longest a publisher waits for room in the queue before it is told the store is behind.
+    pub reserve_timeout: Duration,
+}
+
+/// Handle to the history writer; cheap to clone.
+#[derive(Clone)]
+pub struct HistoryWriter {
+    queue: mpsc::Sender<Append>,
+    reserve_timeout: Duration,
+}
+
+/// A reserved queue slot: sending through it cannot block or fail. Owned, so a publish waiting
+/// for one can live in its own future.
+pub struct AppendPermit(mpsc::OwnedPermit<Append>);
+
+impl AppendPermit {
+    /// Queues `record`; `log` is its room's watermark, advanced once it is stored.
+    pub fn append(self, record: Arc<ChatRecord>, log: Arc<CommitLog>) {
+        self.0.send(Append { record, log });
+    }
+}
+
+/// The running writer task; [`WriterTask::shutdown`] drains the queue and returns when all of
+/// it is committed.
+pub struct WriterTask {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl WriterTask {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "history writer task failed");
+        }
+    }
+}
+
+impl HistoryWriter {
+    pub fn spawn(store: Store, settings: WriterSettings, metrics: Metrics) -> (Self, WriterTask) {
+        let (queue, receiver) = mpsc::channel(settings.queue_capacity);
+        let (stop, stop_rx) = watch::channel(false);
+        let reserve_timeout = settings.reserve_timeout;
+        let handle = tokio::spawn(run_writer(store, receiver, stop_rx, settings, metrics));
+        (
+            HistoryWriter {
+                queue,
+                reserve_timeout,
+            },
+            WriterTask { stop, handle },
+        )
+    }
+
+    /// A queue slot if one is free right now: the common case, with no future to wait in.
+    pub fn try_reserve(&self) -> Option<AppendPermit> {
+        self.queue
+            .clone()
+            .try_reserve_owned()
+            .ok()
+            .map(AppendPermit)
+    }
+
+    /// Waits for room in the queue. Publish while holding the permit, so ids reach the queue
+    /// exactly as they were handed out. Bounded: when the store is behind for that long, the
+    /// publisher gets an error instead of waiting on.
+    pub async fn reserve(&self) -> Result<AppendPermit, HistoryError> {
+        let reserve = self.queue.clone().reserve_owned();
+        match tokio::time::timeout(self.reserve_timeout, reserve).await {
+            Ok(Ok(permit)) => Ok(AppendPermit(permit)),
+            Ok(Err(_)) => Err(HistoryError::Closed),
+            Err(_) => Err(HistoryError::Timeout(self.reserve_timeout)),
+        }
+    }
+}
+
+async fn run_writer(
+    store: Store,
+    mut queue: mpsc::Receiver<Append>,
+    mut stop: watch::Receiver<bool>,
+    settings: WriterSettings,
+    metrics: Metrics,
+) {
+    let mut appends = Vec::with_capacity(settings.batch_size);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            received = queue.recv_many(&mut appends, settings.batch_size) => {
+                if received == 0 {
+                    break; // closed and drained
+                }
+            }
+            // Also fires when the stop arrived while a batch was being written.
+            _ = stop.changed(), if !closing => {
+                tracing::debug!("history writer stopping: draining the queue");
+                // Refuse new work; keep draining what is queued.
+                closing = true;
+                queue.close();
+                continue;
+            }
+        }
+        // Wait up to the flush interval for a fuller batch — unless stopping, when what is
+        // queued is written at once (a long interval must not hold up shutdown).
+        let deadline = Instant::now() + settings.flush_interval;
+        while appends.len() < settings.batch_size && !closing {
+            let room_left = settings.batch_size - appends.len();
+            tokio::select! {
+                received = queue.recv_many(&mut appends, room_left) => {
+                    if received == 0 { break; }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = stop.changed() => {
+                    tracing::debug!("history writer stopping: draining the queue");
+                    closing = true;
+                    queue.close();
+                }
+            }
+        }
+        metrics.history_queue_depth.set(queue.len() as f64);
+        let batch: Vec<Arc<ChatRecord>> = appends.iter().map(|a| a.record.clone()).collect();
+        write_with_retry(&store, &batch, &metrics).await;
+        advance_watermarks(&appends);
+        appends.clear();
+    }
+    tracing::debug!("history writer drained and stopped");
+}
+
+/// Tells each room of a committed batch how far it is stored: once per run of one room's
+/// messages (ids rise within a room, so the last of a run is its highest).
+fn advance_watermarks(appends: &[Append]) {
+    for (i, append) in appends.iter().enumerate() {
+        let run_ends = appends
+            .get(i + 1)
+            .is_none_or(|next| !Arc::ptr_eq(&next.log, &append.log));
+        if run_ends {
+            append.log.advance(append.record.id);
+        }
+    }
+}
+
+/// Writes one batch, retrying with backoff until it succeeds. Never gives up: an accepted
+/// message is never dropped, and publishers feel the delay through the bounded queue.
+async fn write_with_retry(store: &Store, batch: &[Arc<ChatRecord>], metrics: &Metrics) {
+    if batch.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        match store.append(batch).await {
+            Ok(()) => break,
+            Err(e) => {
+                metrics.history_write_errors.increment(1);
+                tracing::warn!(error = %e, rows = batch.len(), retry_in = ?delay, "history write failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+    metrics
+        .history_flush_duration
+        .record(started.elapsed().as_secs_f64());
+    metrics.history_batch_size.record(batch.len() as f64);
+    metrics.history_rows_written.increment(batch.len() as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn commits_advance_the_watermark_and_shutdown_is_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let store = Store::connect(&url, &Default::default()).await.unwrap();
+        let settings = WriterSettings {
+            batch_size: 16,
+            flush_interval: Duration::from_millis(10),
+            queue_capacity: 64,
+            reserve_timeout: Duration::from_secs(5),
+        };
+        let (writer, task) = HistoryWriter::spawn(store.clone(), settings, Metrics::new());
+        let log = Arc::new(CommitLog::default());
+        for id in 1..=40 {
+            let record = ChatRecord::new("r".into(), id, "u".into(), "t".into(), 0);
+            log.assign(id);
+            writer
+                .reserve()
+                .await
+                .unwrap()
+                .append(Arc::new(record), log.clone());
+        }
+        log.wait_settled(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(store.last_id("r").await.unwrap(), 40);
+        tokio::time::timeout(Duration::from_secs(2), task.shutdown())
+            .await
+            .expect("writer stops promptly");
+    }
+}

@@ -1,0 +1,388 @@
+//! What a client asks for — join, chat, leave — and how each is answered.
+//!
+//! A request that needs nothing slow is answered at once. One that must wait (for room in the
+//! history writer's queue, for a room's history to load, for the store) becomes a [`Pending`]
+//! future the session's loop drives beside everything else, so the connection keeps writing,
+//! answering pings and seeing shutdown; requests that arrive meanwhile wait their turn, so
+//! answers keep the order of the requests.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::Session;
+use crate::app::App;
+use crate::bus::{Draft, Published};
+use crate::history::{HistoryError, InMemory};
+use crate::protocol::{
+    frames, parse_client_message, validate_name, ChatRecord, ClientMessage, ErrorCode,
+    ProtocolError,
+};
+use crate::rooms::{
+    HistoryPlan, HistoryRequest, JoinError, JoinTicket, Membership, Room, Subscription,
+};
+use crate::ws::Frame;
+
+/// A request waiting on something slow; the loop polls it.
+pub(super) type Pending = Pin<Box<dyn Future<Output = Completed> + Send>>;
+
+/// What a waiting request finished with.
+pub(super) enum Completed {
+    /// A join whose room had to load: the new membership and the frames for the joiner.
+    Joined(Result<(Membership, Subscription, Vec<Frame>), ProtocolError>),
+    /// A resume (join again with `since`) that read the store.
+    Resumed {
+        room: Arc<str>,
+        history: Frame,
+        last_sent: u64,
+    },
+    /// A chat that waited for room in the writer's queue.
+    Published(Result<Published, ProtocolError>),
+}
+
+/// How a request was answered.
+pub(super) enum Answer {
+    Now(Vec<Frame>),
+    Later(Pending),
+}
+
+impl Session {
+    /// Answers one client text message: at once, or by returning the wait it needs.
+    pub(super) fn handle_text(&mut self, text: &str) -> Option<Pending> {
+        let metrics = &self.app.metrics;
+        let outcome = match parse_client_message(text) {
+            Err(error) => {
+                metrics.received_invalid.increment(1);
+                Err(error)
+            }
+            Ok(ClientMessage::Join { room, since }) => {
+                metrics.received_join.increment(1);
+                self.join(room, since)
+            }
+            Ok(ClientMessage::Chat { room, text }) => {
+                metrics.received_chat.increment(1);
+                self.chat(room, text)
+            }
+            Ok(ClientMessage::Leave { room }) => {
+                metrics.received_leave.increment(1);
+                self.leave(room)
+            }
+        };
+        match outcome {
+            Ok(Answer::Now(frames)) => {
+                self.queue_all(frames);
+                None
+            }
+            Ok(Answer::Later(pending)) => Some(pending),
+            Err(error) => {
+                self.send_error(error);
+                None
+            }
+        }
+    }
+
+    /// Applies what a waiting request finished with.
+    pub(super) fn complete(&mut self, completed: Completed) {
+        match completed {
+            Completed::Joined(Ok((membership, subscription, frames))) => {
+                self.rooms.add(membership, subscription);
+                self.queue_all(frames);
+            }
+            Completed::Joined(Err(error)) | Completed::Published(Err(error)) => {
+                self.send_error(error)
+            }
+            Completed::Resumed {
+                room,
+                history,
+                last_sent,
+            } => {
+                if let Some(joined) = self.rooms.get_mut(&room) {
+                    joined.last_id = joined.last_id.max(last_sent);
+                    let presence = joined.room().presence_frame();
+                    self.queue_all([history, presence]);
+                }
+            }
+            Completed::Published(Ok(published)) => self.published(published),
+        }
+    }
+
+    fn room_name(&self, room: Option<String>) -> Result<Arc<str>, ProtocolError> {
+        let room = room.ok_or_else(|| {
+            ProtocolError::new(ErrorCode::MissingRoom, "message needs a \"room\"")
+        })?;
+        let room: Arc<str> = room.into();
+        validate_name("room", &room, self.app.config.limits.max_room_name_chars).map_err(
+            |message| ProtocolError::new(ErrorCode::InvalidRoom, message).in_room(&room),
+        )?;
+        Ok(room)
+    }
+
+    fn history_request(&self, since: Option<u64>) -> HistoryRequest {
+        let history = &self.app.config.history;
+        HistoryRequest {
+            since,
+            max_history: history.max_history,
+            resume_max: history.resume_max_messages,
+        }
+    }
+
+    /// Joins a room: the joiner gets history (when there is any, or always for a resume), then
+    /// presence.
+    fn join(&mut self, room: Option<String>, since: Option<u64>) -> Result<Answer, ProtocolError> {
+        let name = self.room_name(room)?;
+        let request = self.history_request(since);
+        if let Some(joined) = self.rooms.get(&name) {
+            // Joining twice is harmless: announce nothing, answer a resume request as asked, and
+            // confirm with the current presence. Live frames the history covers are then
+            // skipped, so nothing arrives twice.
+            let room = joined.room().clone();
+            if since.is_none() {
+                return Ok(Answer::Now(vec![room.presence_frame()]));
+            }
+            return Ok(match room.history_plan(request) {
+                HistoryPlan::Ready {
+                    messages,
+                    recovered,
+                } => {
+                    let last_sent = messages.last().map_or(0, |m| m.id);
+                    let joined = self.rooms.get_mut(&name).expect("checked above");
+                    joined.last_id = joined.last_id.max(last_sent);
+                    Answer::Now(vec![
+                        frames::history(&name, &messages, recovered),
+                        room.presence_frame(),
+                    ])
+                }
+                plan @ HistoryPlan::FromStore { .. } => {
+                    let app = self.app.clone();
+                    Answer::Later(Box::pin(async move {
+                        let (messages, recovered) = read_plan(&app, &room, plan).await;
+                        Completed::Resumed {
+                            last_sent: messages.last().map_or(0, |m| m.id),
+                            history: frames::history(&name, &messages, recovered),
+                            room: name,
+                        }
+                    }))
+                }
+            });
+        }
+        let max_joined = self.app.config.limits.max_rooms_per_connection;
+        if self.rooms.len() >= max_joined {
+            return Err(ProtocolError::new(
+                ErrorCode::TooManyJoined,
+                format!("a connection may be in at most {max_joined} rooms"),
+            )
+            .in_room(&name));
+        }
+        let ticket = self.app.registry.join(&name, self.peer).map_err(|e| {
+            let code = match e {
+                JoinError::TooManyRooms(_) | JoinError::TooManyCreated(_) => {
+                    ErrorCode::TooManyRooms
+                }
+            };
+            ProtocolError::new(code, e.to_string()).in_room(&name)
+        })?;
+        let user = self.user.clone();
+        if ticket.room().is_loaded() {
+            let (membership, subscription) = ticket.subscribe(&user, request);
+            if let HistoryPlan::Ready { .. } = subscription.history {
+                let (membership, subscription, frames) =
+                    joiner_frames_ready(membership, subscription, since.is_some());
+                self.rooms.add(membership, subscription);
+                return Ok(Answer::Now(frames));
+            }
+            let app = self.app.clone();
+            return Ok(Answer::Later(Box::pin(async move {
+                Completed::Joined(Ok(
+                    joiner_frames(&app, membership, subscription, since).await
+                ))
+            })));
+        }
+        let app = self.app.clone();
+        Ok(Answer::Later(Box::pin(async move {
+            Completed::Joined(load_and_join(app, ticket, user, request).await)
+        })))
+    }
+
+    fn chat(
+        &mut self,
+        room: Option<String>,
+        text: Option<String>,
+    ) -> Result<Answer, ProtocolError> {
+        let name = self.room_name(room)?;
+        let Some(joined) = self.rooms.get(&name) else {
+            return Err(not_member(&name));
+        };
+        let text = text.unwrap_or_default();
+        if text.trim().is_empty() {
+            return Err(
+                ProtocolError::new(ErrorCode::EmptyText, "chat text must not be empty")
+                    .in_room(&name),
+            );
+        }
+        let max = self.app.config.limits.max_text_chars;
+        if text.chars().count() > max {
+            return Err(ProtocolError::new(
+                ErrorCode::TextTooLong,
+                format!("chat text is longer than {max} characters"),
+            )
+            .in_room(&name));
+        }
+        let room = joined.room().clone();
+        let draft = Draft {
+            user: self.user.clone(),
+            text: text.into_boxed_str(),
+        };
+        // The common case: the writer has room, so the message is published right here.
+        if let Some(permit) = self.app.history.try_reserve() {
+            let published = self.app.bus.publish(&room, permit, draft);
+            self.published(published);
+            return Ok(Answer::Now(Vec::new()));
+        }
+        // The store is behind: wait for a slot (backpressure) without stopping the connection.
+        let app = self.app.clone();
+        Ok(Answer::Later(Box::pin(async move {
+            let published = match app.history.reserve().await {
+                Ok(permit) => Ok(app.bus.publish(&room, permit, draft)),
+                Err(e) => Err(history_unavailable(e).in_room(&name)),
+            };
+            Completed::Published(published)
+        })))
+    }
+
+    /// The sender receives its own message through its subscription, like everyone else.
+    fn published(&mut self, published: Published) {
+        self.app
+            .metrics
+            .fanout_size
+            .record(published.reached as f64);
+    }
+
+    fn leave(&mut self, room: Option<String>) -> Result<Answer, ProtocolError> {
+        let name = self.room_name(room)?;
+        if !self.rooms.leave(&name) {
+            // The original broadcast a leave for any room named: anyone could forge one.
+            return Err(not_member(&name));
+        }
+        Ok(Answer::Now(Vec::new()))
+    }
+}
+
+/// Loads a room (re)created by this join, then subscribes.
+async fn load_and_join(
+    app: Arc<App>,
+    ticket: JoinTicket,
+    user: Arc<str>,
+    request: HistoryRequest,
+) -> Result<(Membership, Subscription, Vec<Frame>), ProtocolError> {
+    let name = ticket.room().name().clone();
+    if let Err(error) = ticket.room().ensure_loaded(&app.reader).await {
+        // Dropping the ticket withdraws the join.
+        return Err(history_unavailable(error).in_room(&name));
+    }
+    let (membership, subscription) = ticket.subscribe(&user, request);
+    Ok(joiner_frames(&app, membership, subscription, request.since).await)
+}
+
+/// The joiner's frames when its history is ready from memory.
+fn joiner_frames_ready(
+    membership: Membership,
+    mut subscription: Subscription,
+    resume: bool,
+) -> (Membership, Subscription, Vec<Frame>) {
+    let plan = std::mem::replace(
+        &mut subscription.history,
+        HistoryPlan::Ready {
+            messages: Vec::new(),
+            recovered: None,
+        },
+    );
+    let mut frames = Vec::with_capacity(2);
+    if let HistoryPlan::Ready {
+        messages,
+        recovered,
+    } = plan
+    {
+        if resume || !messages.is_empty() {
+            frames.push(frames::history(
+                membership.room().name(),
+                &messages,
+                recovered,
+            ));
+        }
+    }
+    frames.push(subscription.presence.clone());
+    (membership, subscription, frames)
+}
+
+/// The joiner's frames, reading the store if its plan needs it.
+async fn joiner_frames(
+    app: &App,
+    membership: Membership,
+    mut subscription: Subscription,
+    since: Option<u64>,
+) -> (Membership, Subscription, Vec<Frame>) {
+    if let HistoryPlan::FromStore { .. } = subscription.history {
+        let plan = std::mem::replace(
+            &mut subscription.history,
+            HistoryPlan::Ready {
+                messages: Vec::new(),
+                recovered: None,
+            },
+        );
+        let (messages, recovered) = read_plan(app, membership.room(), plan).await;
+        subscription.history = HistoryPlan::Ready {
+            messages,
+            recovered,
+        };
+    }
+    joiner_frames_ready(membership, subscription, since.is_some())
+}
+
+/// Reads a resume range through the history reader. If not all of it can be served (pruned, or
+/// the store unavailable), says so with `recovered: false` and the latest messages instead.
+async fn read_plan(
+    app: &App,
+    room: &Room,
+    plan: HistoryPlan,
+) -> (Vec<Arc<ChatRecord>>, Option<bool>) {
+    let (after, upto) = match plan {
+        HistoryPlan::Ready {
+            messages,
+            recovered,
+        } => return (messages, recovered),
+        HistoryPlan::FromStore { after, upto } => (after, upto),
+    };
+    let recent = room.recent();
+    let memory = InMemory {
+        recent: &recent,
+        log: Some(room.log()),
+    };
+    match app.reader.range(room.name(), memory, after, upto).await {
+        Ok(messages) if messages.len() as u64 == upto - after => (messages, Some(true)),
+        // Only up to `upto`: later messages reach the client live, through its subscription.
+        _ => (
+            room.latest(app.config.history.max_history, upto),
+            Some(false),
+        ),
+    }
+}
+
+fn not_member(room: &Arc<str>) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::NotMember,
+        format!("not a member of room \"{room}\"; join it first"),
+    )
+    .in_room(room)
+}
+
+fn history_unavailable(error: HistoryError) -> ProtocolError {
+    // Store errors are logged where they happen; clients are not shown database internals.
+    let why = match error {
+        HistoryError::Store(_) => "the history store failed".to_string(),
+        other => other.to_string(),
+    };
+    ProtocolError::new(
+        ErrorCode::HistoryUnavailable,
+        format!("message history is unavailable, try again: {why}"),
+    )
+}

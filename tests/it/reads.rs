@@ -1,0 +1,87 @@
+//! History reads go through the history reader: memory first, the store once the writer has
+//! committed what is needed. No read makes the writer flush, so REST traffic cannot cut its
+//! batching short.
+
+use crate::support::{metric_value, send_and_confirm, ServerProcess};
+
+async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+fn ids(page: &serde_json::Value) -> Vec<u64> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+async fn rows_written(server: &ServerProcess) -> f64 {
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric_value(&metrics, "chatterbox_history_rows_written_total").unwrap_or(0.0)
+}
+
+/// With a writer that batches for a minute, REST pages and resumes are served from memory at
+/// once, and the writer has still written nothing: reading did not make it flush.
+#[tokio::test]
+async fn reads_are_served_without_making_the_writer_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("HISTORY_FLUSH_INTERVAL_MS", "60000")];
+    let server = ServerProcess::spawn(&dir.path().join("chat.db"), 0, &env).await;
+    let mut member = crate::support::TestClient::connect(&server.ws_url("member")).await;
+    member.join("r").await;
+    for i in 0..5 {
+        member.chat("r", &format!("m{i}")).await;
+        member.recv_type("chat").await;
+    }
+    for _ in 0..20 {
+        let page = get_json(&server.url("/api/rooms/r/messages?limit=5")).await;
+        assert_eq!(ids(&page), vec![1, 2, 3, 4, 5]);
+    }
+    let mut resumer = crate::support::TestClient::connect(&server.ws_url("resumer")).await;
+    resumer
+        .send(serde_json::json!({"type":"join","room":"r","since":2}))
+        .await;
+    let history = resumer.recv_type("history").await;
+    assert_eq!(history["recovered"], true);
+    assert_eq!(history["messages"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        rows_written(&server).await,
+        0.0,
+        "nothing was flushed early"
+    );
+    drop((member, resumer));
+    // SIGTERM still writes everything.
+    assert!(server.signal_and_wait("TERM").await.success());
+}
+
+/// A page reaching past the in-memory ring waits for the writer's own commit (a short flush
+/// interval here) and then reads the store: complete, in order, no duplicates.
+#[tokio::test]
+async fn pages_past_the_ring_come_from_the_store_once_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("HISTORY_RING_SIZE", "50"),
+        ("HISTORY_FLUSH_INTERVAL_MS", "300"),
+    ];
+    let server = ServerProcess::spawn(&dir.path().join("chat.db"), 0, &env).await;
+    let mut member = crate::support::TestClient::connect(&server.ws_url("member")).await;
+    member.join("r").await; // keeps the room live: its newest 50 are in memory
+    send_and_confirm(&server.ws_url("writer"), "r", 120).await;
+    let page = get_json(&server.url("/api/rooms/r/messages?limit=120")).await;
+    assert_eq!(ids(&page), (1..=120).collect::<Vec<_>>());
+    let page = get_json(&server.url("/api/rooms/r/messages?before=71&limit=30")).await;
+    assert_eq!(
+        ids(&page),
+        (41..=70).collect::<Vec<_>>(),
+        "straddles the ring's edge"
+    );
+    drop(member);
+    assert!(server.signal_and_wait("TERM").await.success());
+}

@@ -1,0 +1,67 @@
+//! The real `chatterbox` binary as a child process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The real `chatterbox` binary as a child process, for tests about process death and signals.
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `port` (0 = any) with `DB_PATH=db_path`; waits for its listen line.
+    pub async fn spawn(db_path: &std::path::Path, port: u16, extra_env: &[(&str, &str)]) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatterbox"));
+        command
+            .env("PORT", port.to_string())
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("DB_PATH", db_path)
+            .env("RUST_LOG", "info")
+            // CI exports these for the tests that want them; a default server uses neither.
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .envs(extra_env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn chatterbox");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap();
+                    return addr.parse::<SocketAddr>().expect("listen address");
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server starts listening");
+        // Keep draining stderr so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ServerProcess { addr, child }
+    }
+
+    pub fn ws_url(&self, user: &str) -> String {
+        format!("ws://{}/ws?user={user}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a signal (e.g. "TERM", "KILL") and waits for the process to exit.
+    pub async fn signal_and_wait(mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("server exits after the signal")
+            .expect("wait")
+    }
+}
