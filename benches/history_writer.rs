@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use chatterbox::history::{CommitLog, HistoryWriter, WriterSettings};
+use chatterbox::history::{CommitWatermark, HistoryWriter, WriterSettings};
 use chatterbox::protocol::ChatRecord;
 use chatterbox::store::Store;
 use chatterbox::telemetry::Metrics;
@@ -32,7 +32,7 @@ fn history_writer(c: &mut Criterion) {
         HistoryWriter::spawn(store, settings, Metrics::new())
     });
     let rooms: Vec<Arc<str>> = (0..ROOMS).map(|r| format!("room-{r}").into()).collect();
-    let logs: Vec<Arc<CommitLog>> = (0..ROOMS).map(|_| Arc::default()).collect();
+    let watermarks: Vec<Arc<CommitWatermark>> = (0..ROOMS).map(|_| Arc::default()).collect();
     let user: Arc<str> = "bench".into();
     let text = "x".repeat(100);
     let mut next_id = 0u64;
@@ -57,17 +57,24 @@ fn history_writer(c: &mut Criterion) {
                 })
                 .collect();
             let writer = writer.clone();
-            let logs = logs.clone();
+            let watermarks = watermarks.clone();
             async move {
                 let started = Instant::now();
                 for record in records {
-                    let log = &logs[(record.id % ROOMS) as usize];
-                    log.assign(record.id);
-                    writer.reserve().await.unwrap().append(record, log.clone());
+                    let watermark = &watermarks[(record.id % ROOMS) as usize];
+                    watermark.assign(record.id);
+                    writer
+                        .reserve()
+                        .await
+                        .unwrap()
+                        .append(record, watermark.clone());
                 }
                 // Done when every room's watermark has caught up.
-                for log in &logs {
-                    log.wait_settled(Duration::from_secs(60)).await.unwrap();
+                for watermark in &watermarks {
+                    watermark
+                        .wait_settled(Duration::from_secs(60))
+                        .await
+                        .unwrap();
                 }
                 started.elapsed()
             }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use chatterbox::rooms::{JoinTicket, RegistrySettings, RoomRegistry};
+use chatterbox::rooms::{JoinTicket, RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 use chatterbox::telemetry::Metrics;
 use chatterbox::Config;
 
@@ -66,8 +66,13 @@ fn registry() -> RoomRegistry {
             shards: config.rooms.resolved_shards(),
             max_rooms: 1 << 20,
             max_rooms_created_per_ip: 0,
-            channel_capacity: config.rooms.room_channel_capacity,
-            ring_capacity: config.history.history_ring_size,
+            room: RoomSettings {
+                channel_capacity: config.rooms.room_channel_capacity,
+                ring: RingLimits {
+                    messages: config.history.history_ring_size,
+                    bytes: 1 << 20,
+                },
+            },
         },
         Metrics::new(),
     )

@@ -25,7 +25,7 @@ use crate::history::{
 };
 use crate::net;
 use crate::ping::{PingClock, PingTicker};
-use crate::rooms::{RegistrySettings, RoomRegistry};
+use crate::rooms::{RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 use crate::store::{SqliteOptions, Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};
 
@@ -81,7 +81,6 @@ impl Server {
         };
         let store = Store::connect(&config.store.url(), &options).await?;
         let metrics = Metrics::new();
-        let grace = config.net.shutdown_grace();
         let history = &config.history;
         let (writer_handle, writer) = HistoryWriter::spawn(
             store.clone(),
@@ -89,7 +88,7 @@ impl Server {
                 batch_size: history.history_batch_size,
                 flush_interval: history.flush_interval(),
                 queue_capacity: history.history_queue_capacity,
-                reserve_timeout: grace,
+                reserve_timeout: history.store_wait(),
             },
             metrics.clone(),
         );
@@ -98,8 +97,13 @@ impl Server {
                 shards: config.rooms.resolved_shards(),
                 max_rooms: config.limits.max_rooms,
                 max_rooms_created_per_ip: config.limits.max_rooms_created_per_ip,
-                channel_capacity: config.rooms.room_channel_capacity,
-                ring_capacity: history.history_ring_size, // validated ≥ MAX_HISTORY
+                room: RoomSettings {
+                    channel_capacity: config.rooms.room_channel_capacity,
+                    ring: RingLimits {
+                        messages: history.history_ring_size, // validated ≥ MAX_HISTORY
+                        bytes: history.history_ring_bytes,
+                    },
+                },
             },
             metrics.clone(),
         );
@@ -110,7 +114,7 @@ impl Server {
             registry,
             bus: Bus::Local(LocalBus),
             history: writer_handle,
-            reader: HistoryReader::new(store.clone(), grace),
+            reader: HistoryReader::new(store.clone(), history.store_wait()),
             store,
             metrics,
             shutdown: shutdown_rx,

@@ -20,8 +20,24 @@ use crate::protocol::validate_name;
 #[derive(Debug, Clone)]
 pub struct Client {
     pub user: Arc<str>,
-    /// The client's address, for per-address quotas.
+    /// The client's address as per-address limits count it (see [`quota_address`]).
     pub ip: Option<IpAddr>,
+}
+
+/// The address per-address limits count a client under: an IPv4 address, or the /64 an IPv6
+/// address belongs to — one IPv6 host usually has a whole /64, so counting single IPv6 addresses
+/// would let it take any number of shares. IPv4-mapped IPv6 addresses count as IPv4.
+pub fn quota_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
 }
 
 /// Why a request may not connect.
@@ -64,12 +80,33 @@ impl Admission {
         validate_name("user", &user, self.max_user_name_chars).map_err(Refusal::BadRequest)?;
         Ok(Client {
             user: user.into(),
-            ip: Some(peer.ip()),
+            ip: Some(quota_address(peer.ip())),
         })
     }
 
     /// How admitted connections read: buffer size and message limits.
     pub fn ws_config(&self) -> WebSocketConfig {
         self.ws_config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_hosts_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(quota_address(a), quota_address(b));
+        assert_ne!(quota_address(a), quota_address(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(
+            quota_address(mapped),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(quota_address(v4), v4);
     }
 }

@@ -14,6 +14,7 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::history::InMemory;
 use crate::protocol::frames::messages_object;
+use crate::rooms::RoomLookup;
 
 #[derive(Deserialize)]
 pub(super) struct PageParams {
@@ -35,18 +36,20 @@ pub(super) async fn room_messages(
             history.max_page_size
         )));
     }
-    let room = app.registry.get(&name);
-    let recent = room.as_ref().map(|room| room.recent()).unwrap_or_default();
-    let retired = match &room {
-        Some(_) => None,
-        None => app.registry.retired_log(&name),
+    let (recent, watermark) = match app.registry.lookup(&name) {
+        RoomLookup::Live(room) => {
+            let before = params.before.unwrap_or(u64::MAX);
+            (
+                room.recent_page(before, limit),
+                Some(room.watermark().clone()),
+            )
+        }
+        RoomLookup::Retired(watermark) => (Vec::new(), Some(watermark)),
+        RoomLookup::Unknown => (Vec::new(), None),
     };
     let memory = InMemory {
         recent: &recent,
-        log: room
-            .as_ref()
-            .map(|room| &**room.log())
-            .or(retired.as_deref()),
+        watermark: watermark.as_deref(),
     };
     let records = app
         .reader

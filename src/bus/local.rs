@@ -14,7 +14,7 @@ impl LocalBus {
     /// Numbers, queues and delivers in one critical section of the room, so ids reach the
     /// subscribers and the writer's queue in the order they were handed out.
     pub fn publish(&self, room: &Room, permit: AppendPermit, draft: Draft) -> Published {
-        let (record, reached) = room.deliver_next(|id| {
+        let (record, reached) = room.sequence_and_deliver(|id| {
             let record = Arc::new(ChatRecord::new(
                 room.name().clone(),
                 id,
@@ -22,8 +22,8 @@ impl LocalBus {
                 draft.text,
                 now_ms(),
             ));
-            room.log().assign(id);
-            permit.append(record.clone(), room.log().clone());
+            room.watermark().assign(id);
+            permit.append(record.clone(), room.watermark().clone());
             record
         });
         Published { record, reached }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{at_least, at_most, ConfigError, MAX_SECONDS};
+use super::{at_least, at_most, positive_seconds, seconds, ConfigError, MAX_SECONDS};
 
 /// Upper bound for the history age limit (a thousand years), so it fits in milliseconds as i64.
 const MAX_AGE_SECONDS: u64 = 1000 * MAX_SECONDS;
@@ -20,6 +20,17 @@ pub struct HistoryConfig {
     /// never touch the disk.
     #[arg(long, env = "HISTORY_RING_SIZE", default_value_t = 256)]
     pub history_ring_size: usize,
+
+    /// Bytes of encoded messages kept in memory per room (the newest is kept whatever its
+    /// size): with MAX_ROOMS this bounds what all rings together can hold. A join needing more
+    /// than the ring holds reads the rest from the store.
+    #[arg(long, env = "HISTORY_RING_BYTES", default_value_t = 128 * 1024)]
+    pub history_ring_bytes: usize,
+
+    /// Longest a publisher waits for room in the history writer's queue, and a read waits for the
+    /// writer to commit what it needs, before the client is told `history_unavailable`.
+    #[arg(long, env = "STORE_WAIT_SECONDS", default_value_t = 10.0)]
+    pub store_wait_seconds: f64,
 
     /// Most messages a resuming client (`join` with `since`) gets back; a larger gap is answered
     /// with the latest MAX_HISTORY and `"recovered": false`.
@@ -97,7 +108,13 @@ impl HistoryConfig {
             self.max_history,
         )?;
         at_least("MAX_PAGE_SIZE", self.max_page_size, 1)?;
+        at_least("HISTORY_RING_BYTES", self.history_ring_bytes, 1024)?;
+        positive_seconds("STORE_WAIT_SECONDS", self.store_wait_seconds)?;
         Ok(())
+    }
+
+    pub fn store_wait(&self) -> Duration {
+        seconds(self.store_wait_seconds)
     }
 
     pub fn flush_interval(&self) -> Duration {

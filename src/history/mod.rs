@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use reader::{HistoryReader, InMemory};
 pub use retention::{spawn_retention, RetentionPolicy};
-pub use watermark::CommitLog;
+pub use watermark::CommitWatermark;
 pub use writer::{AppendPermit, HistoryWriter, WriterSettings, WriterTask};
 
 #[derive(Debug, thiserror::Error)]

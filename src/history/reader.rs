@@ -2,23 +2,23 @@
 //!
 //! The newest messages of a live room are in its in-memory ring; everything older is in the
 //! store — once the writer has committed it. The reader serves what the ring covers from memory
-//! and reads the rest from the store after waiting on the room's [`CommitLog`] for exactly the ids
+//! and reads the rest from the store after waiting on the room's [`CommitWatermark`] for exactly the ids
 //! it needs (usually committed long ago, so no wait at all). It never makes the writer flush, so
 //! reads cannot cut the writer's batching short, however many arrive.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CommitLog, HistoryError};
+use super::{CommitWatermark, HistoryError};
 use crate::protocol::ChatRecord;
 use crate::store::Store;
 
-/// What a room holds in memory, as of one instant: its newest messages (consecutive ids, oldest
-/// first) and its commit watermark. Rooms that are not live have neither.
+/// What a room holds in memory, as of one instant: messages of the part asked for (consecutive
+/// ids, oldest first) and its commit watermark. Rooms that are not live have neither.
 #[derive(Default)]
 pub struct InMemory<'a> {
     pub recent: &'a [Arc<ChatRecord>],
-    pub log: Option<&'a CommitLog>,
+    pub watermark: Option<&'a CommitWatermark>,
 }
 
 /// Reads history; cheap to clone.
@@ -54,7 +54,7 @@ impl HistoryReader {
         if below <= after {
             return Ok(from_memory);
         }
-        self.committed(&memory, below).await?;
+        self.wait_committed_upto(&memory, below).await?;
         let mut messages: Vec<Arc<ChatRecord>> = self
             .store
             .range(room, after, below)
@@ -66,7 +66,7 @@ impl HistoryReader {
         Ok(messages)
     }
 
-    /// The newest `limit` messages with ids below `before` (all if `None`), oldest first.
+    /// The newest `limit` messages with ids below `before` (no bound if `None`), oldest first.
     pub async fn page(
         &self,
         room: &str,
@@ -83,7 +83,7 @@ impl HistoryReader {
         let below = from_memory.first().map_or(before, |m| m.id);
         let mut messages = Vec::with_capacity(limit);
         if missing > 0 && below > 1 {
-            self.committed(&memory, below - 1).await?;
+            self.wait_committed_upto(&memory, below - 1).await?;
             messages.extend(
                 self.store
                     .before(room, Some(below), missing)
@@ -97,29 +97,33 @@ impl HistoryReader {
     }
 
     /// What a room being (re)created starts from: its last id and newest `ring` messages. Waits
-    /// first until whatever its previous incarnation queued is committed (`log`), so no id is
+    /// first until whatever its previous incarnation queued is committed (`watermark`), so no id is
     /// reused and no message is missing.
     pub async fn load(
         &self,
         room: &str,
-        log: &CommitLog,
+        watermark: &CommitWatermark,
         ring: usize,
     ) -> Result<(u64, Vec<Arc<ChatRecord>>), HistoryError> {
-        log.wait_settled(self.commit_wait).await?;
-        let last_id = self.store.last_id(room).await?.max(log.assigned());
+        watermark.wait_settled(self.commit_wait).await?;
+        let last_id = self.store.last_id(room).await?.max(watermark.assigned());
         let recent = self.store.latest(room, ring).await?;
         // The store holds everything up to here.
-        log.assign(last_id);
-        log.advance(last_id);
+        watermark.assign(last_id);
+        watermark.advance(last_id);
         Ok((last_id, recent.into_iter().map(Arc::new).collect()))
     }
 
     /// Waits until ids up to `id` are committed (or as many as were handed out).
-    async fn committed(&self, memory: &InMemory<'_>, id: u64) -> Result<(), HistoryError> {
-        match memory.log {
-            Some(log) => {
-                let id = id.min(log.assigned());
-                log.wait_committed(id, self.commit_wait).await
+    async fn wait_committed_upto(
+        &self,
+        memory: &InMemory<'_>,
+        id: u64,
+    ) -> Result<(), HistoryError> {
+        match memory.watermark {
+            Some(watermark) => {
+                let id = id.min(watermark.assigned());
+                watermark.wait_committed(id, self.commit_wait).await
             }
             None => Ok(()),
         }

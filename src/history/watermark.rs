@@ -15,7 +15,7 @@ use super::HistoryError;
 
 /// The commit watermark of one room, shared by the room and the writer.
 #[derive(Debug, Default)]
-pub struct CommitLog {
+pub struct CommitWatermark {
     /// Highest id handed out, set under the room's lock just before the message is queued.
     assigned: AtomicU64,
     /// Highest id committed to the store.
@@ -23,10 +23,10 @@ pub struct CommitLog {
     advanced: Notify,
 }
 
-impl CommitLog {
-    /// A log for a room whose store holds every id up to `last_id`.
+impl CommitWatermark {
+    /// A watermark for a room whose store holds every id up to `last_id`.
     pub fn settled_at(last_id: u64) -> Self {
-        CommitLog {
+        CommitWatermark {
             assigned: AtomicU64::new(last_id),
             committed: AtomicU64::new(last_id),
             advanced: Notify::new(),
@@ -38,8 +38,9 @@ impl CommitLog {
         self.assigned.fetch_max(id, Ordering::AcqRel);
     }
 
-    /// Called by the writer once every queued id up to `id` is committed.
-    pub(super) fn advance(&self, id: u64) {
+    /// Records that every id up to `id` is in the store: called by the writer after a commit,
+    /// and by a room that has just read its state from the store.
+    pub(crate) fn advance(&self, id: u64) {
         self.committed.fetch_max(id, Ordering::AcqRel);
         self.advanced.notify_waiters();
     }
@@ -90,21 +91,25 @@ mod tests {
 
     #[tokio::test]
     async fn waits_until_the_writer_gets_there() {
-        let log = std::sync::Arc::new(CommitLog::settled_at(3));
-        log.wait_committed(3, Duration::from_secs(1)).await.unwrap();
-        log.assign(4);
-        log.assign(5);
-        assert!(!log.is_settled());
+        let watermark = std::sync::Arc::new(CommitWatermark::settled_at(3));
+        watermark
+            .wait_committed(3, Duration::from_secs(1))
+            .await
+            .unwrap();
+        watermark.assign(4);
+        watermark.assign(5);
+        assert!(!watermark.is_settled());
         let waiter = {
-            let log = log.clone();
-            tokio::spawn(async move { log.wait_settled(Duration::from_secs(10)).await })
+            let watermark = watermark.clone();
+            tokio::spawn(async move { watermark.wait_settled(Duration::from_secs(10)).await })
         };
-        log.advance(4);
+        watermark.advance(4);
         assert!(!waiter.is_finished());
-        log.advance(5);
+        watermark.advance(5);
         waiter.await.unwrap().unwrap();
         assert!(
-            log.wait_committed(6, Duration::from_millis(10))
+            watermark
+                .wait_committed(6, Duration::from_millis(10))
                 .await
                 .is_err(),
             "a wait for an id never committed times out"

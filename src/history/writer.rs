@@ -4,7 +4,7 @@
 //! when the store falls behind, publishers wait (backpressure) and nothing accepted is ever dropped.
 //! One background task drains the queue into one transaction per batch, writing when the batch
 //! is full or the oldest message has waited the flush interval, then advances each room's
-//! [`CommitLog`]. Nobody can make it write early: readers wait on the watermark instead. Failed
+//! [`CommitWatermark`]. Nobody can make it write early: readers wait on the watermark instead. Failed
 //! writes are retried with exponential backoff while live chat keeps flowing from memory.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{CommitLog, HistoryError};
+use super::{CommitWatermark, HistoryError};
 use crate::protocol::ChatRecord;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -25,7 +25,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// A message to persist, and the watermark of its room to advance once it is stored.
 struct Append {
     record: Arc<ChatRecord>,
-    log: Arc<CommitLog>,
+    watermark: Arc<CommitWatermark>,
 }
 
 /// Settings of the writer task.
@@ -50,9 +50,9 @@ pub struct HistoryWriter {
 pub struct AppendPermit(mpsc::OwnedPermit<Append>);
 
 impl AppendPermit {
-    /// Queues `record`; `log` is its room's watermark, advanced once it is stored.
-    pub fn append(self, record: Arc<ChatRecord>, log: Arc<CommitLog>) {
-        self.0.send(Append { record, log });
+    /// Queues `record`; `watermark` is its room's watermark, advanced once it is stored.
+    pub fn append(self, record: Arc<ChatRecord>, watermark: Arc<CommitWatermark>) {
+        self.0.send(Append { record, watermark });
     }
 }
 
@@ -166,9 +166,9 @@ fn advance_watermarks(appends: &[Append]) {
     for (i, append) in appends.iter().enumerate() {
         let run_ends = appends
             .get(i + 1)
-            .is_none_or(|next| !Arc::ptr_eq(&next.log, &append.log));
+            .is_none_or(|next| !Arc::ptr_eq(&next.watermark, &append.watermark));
         if run_ends {
-            append.log.advance(append.record.id);
+            append.watermark.advance(append.record.id);
         }
     }
 }
@@ -203,32 +203,41 @@ async fn write_with_retry(store: &Store, batch: &[Arc<ChatRecord>], metrics: &Me
 mod tests {
     use super::*;
 
+    /// Full batches are committed at once and advance the watermark; a partial batch waits for
+    /// the (here, minute-long) interval — but not when the writer is told to stop.
     #[tokio::test]
-    async fn commits_advance_the_watermark_and_shutdown_is_prompt() {
+    async fn commits_advance_the_watermark_and_shutdown_does_not_wait_out_the_interval() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("h.db").display());
         let store = Store::connect(&url, &Default::default()).await.unwrap();
         let settings = WriterSettings {
             batch_size: 16,
-            flush_interval: Duration::from_millis(10),
+            flush_interval: Duration::from_secs(60),
             queue_capacity: 64,
             reserve_timeout: Duration::from_secs(5),
         };
         let (writer, task) = HistoryWriter::spawn(store.clone(), settings, Metrics::new());
-        let log = Arc::new(CommitLog::default());
-        for id in 1..=40 {
+        let watermark = Arc::new(CommitWatermark::default());
+        let append = |id: u64| {
             let record = ChatRecord::new("r".into(), id, "u".into(), "t".into(), 0);
-            log.assign(id);
-            writer
-                .reserve()
-                .await
-                .unwrap()
-                .append(Arc::new(record), log.clone());
-        }
-        log.wait_settled(Duration::from_secs(5)).await.unwrap();
-        assert_eq!(store.last_id("r").await.unwrap(), 40);
+            watermark.assign(id);
+            let permit = writer.try_reserve().expect("room in the queue");
+            permit.append(Arc::new(record), watermark.clone());
+        };
+        (1..=32).for_each(append);
+        watermark
+            .wait_committed(32, Duration::from_secs(5))
+            .await
+            .expect("two full batches, written at once");
+        (33..=35).for_each(append);
         tokio::time::timeout(Duration::from_secs(2), task.shutdown())
             .await
-            .expect("writer stops promptly");
+            .expect("stopping does not wait out the flush interval");
+        assert_eq!(
+            store.last_id("r").await.unwrap(),
+            35,
+            "the partial batch is written"
+        );
+        assert!(watermark.is_settled());
     }
 }

@@ -9,6 +9,6 @@ pub mod registry;
 pub mod ring;
 pub mod room;
 
-pub use registry::{JoinError, JoinTicket, Membership, RegistrySettings, RoomRegistry};
-pub use ring::{HistoryPlan, HistoryRequest};
-pub use room::{Room, Subscription};
+pub use registry::{JoinError, JoinTicket, Membership, RegistrySettings, RoomLookup, RoomRegistry};
+pub use ring::{HistoryPlan, HistoryRequest, RingLimits};
+pub use room::{Room, RoomSettings, Subscription};

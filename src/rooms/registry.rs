@@ -20,8 +20,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::ring::HistoryRequest;
-use super::room::{Room, Subscription};
-use crate::history::CommitLog;
+use super::room::{Room, RoomSettings, Subscription};
+use crate::history::CommitWatermark;
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,8 +40,7 @@ pub struct RegistrySettings {
     pub max_rooms: usize,
     /// Live rooms one client address may have created (0 = no limit).
     pub max_rooms_created_per_ip: usize,
-    pub channel_capacity: usize,
-    pub ring_capacity: usize,
+    pub room: RoomSettings,
 }
 
 /// One shard. A sync lock, never held across `.await`; each critical section is a map operation.
@@ -50,7 +49,7 @@ struct Shard {
     live: HashMap<Arc<str>, Arc<Room>>,
     /// Watermarks of removed rooms whose last messages the writer has not committed yet: a room
     /// recreated meanwhile continues from them, and a read of the room waits on them.
-    retired: HashMap<Arc<str>, Arc<CommitLog>>,
+    retired: HashMap<Arc<str>, Arc<CommitWatermark>>,
 }
 
 /// The registry; cheap to clone (tickets and memberships hold a clone to clean up on drop).
@@ -95,12 +94,11 @@ impl RoomRegistry {
             Some(room) => room.clone(),
             None => {
                 self.claim_room_slot(client)?;
-                let log = shard.retired.remove(name).unwrap_or_default();
+                let watermark = shard.retired.remove(name).unwrap_or_default();
                 let room = Arc::new(Room::new(
                     name.into(),
-                    self.0.settings.channel_capacity,
-                    self.0.settings.ring_capacity,
-                    log,
+                    &self.0.settings.room,
+                    watermark,
                     client,
                 ));
                 shard.live.insert(room.name().clone(), room.clone());
@@ -150,11 +148,11 @@ impl RoomRegistry {
             return;
         }
         shard.live.remove(room.name());
-        shard.retired.retain(|_, log| !log.is_settled());
-        if !room.log().is_settled() {
+        shard.retired.retain(|_, watermark| !watermark.is_settled());
+        if !room.watermark().is_settled() {
             shard
                 .retired
-                .insert(room.name().clone(), room.log().clone());
+                .insert(room.name().clone(), room.watermark().clone());
         }
         self.0.room_count.fetch_sub(1, Ordering::AcqRel);
         self.0.metrics.rooms.decrement(1.0);
@@ -174,15 +172,17 @@ impl RoomRegistry {
         self.shard(name).read().live.get(name).cloned()
     }
 
-    /// The commit watermark of a room that is gone but whose last messages are still being
-    /// written, if any.
-    pub fn retired_log(&self, name: &str) -> Option<Arc<CommitLog>> {
+    /// A room by name, as one snapshot: live, gone with its last messages still being written,
+    /// or neither. One lock, so a room recreated in between cannot make a reader miss both.
+    pub fn lookup(&self, name: &str) -> RoomLookup {
         let shard = self.shard(name).read();
-        shard
-            .retired
-            .get(name)
-            .filter(|log| !log.is_settled())
-            .cloned()
+        if let Some(room) = shard.live.get(name) {
+            return RoomLookup::Live(room.clone());
+        }
+        match shard.retired.get(name) {
+            Some(watermark) if !watermark.is_settled() => RoomLookup::Retired(watermark.clone()),
+            _ => RoomLookup::Unknown,
+        }
     }
 
     /// Every live room, sorted by name.
@@ -200,6 +200,15 @@ impl RoomRegistry {
     pub fn room_count(&self) -> usize {
         self.0.room_count.load(Ordering::Acquire)
     }
+}
+
+/// What [`RoomRegistry::lookup`] found.
+pub enum RoomLookup {
+    Live(Arc<Room>),
+    /// Gone, but the writer has not committed all of it yet.
+    Retired(Arc<CommitWatermark>),
+    /// Not live; everything it ever had is in the store.
+    Unknown,
 }
 
 /// An admitted join whose room is kept alive until it subscribes; dropping it withdraws the join.

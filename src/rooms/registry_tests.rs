@@ -1,4 +1,5 @@
 use super::*;
+use crate::rooms::RingLimits;
 
 fn registry(max_rooms: usize, per_ip: usize) -> RoomRegistry {
     RoomRegistry::new(
@@ -6,8 +7,13 @@ fn registry(max_rooms: usize, per_ip: usize) -> RoomRegistry {
             shards: 8,
             max_rooms,
             max_rooms_created_per_ip: per_ip,
-            channel_capacity: 16,
-            ring_capacity: 16,
+            room: RoomSettings {
+                channel_capacity: 16,
+                ring: RingLimits {
+                    messages: 16,
+                    bytes: 1 << 20,
+                },
+            },
         },
         Metrics::new(),
     )
@@ -113,12 +119,21 @@ fn rooms_created_per_address_are_capped() {
 fn a_recreated_room_inherits_an_unsettled_watermark() {
     let registry = registry(100, 0);
     let ticket = registry.join("r", None).unwrap();
-    let log = ticket.room().log().clone();
-    log.assign(5);
+    let watermark = ticket.room().watermark().clone();
+    watermark.assign(5);
     drop(ticket);
     assert!(registry.get("r").is_none());
-    assert!(Arc::ptr_eq(&registry.retired_log("r").unwrap(), &log));
+    let RoomLookup::Retired(retired) = registry.lookup("r") else {
+        panic!("the unsettled watermark is kept");
+    };
+    assert!(Arc::ptr_eq(&retired, &watermark));
     let again = registry.join("r", None).unwrap();
-    assert!(Arc::ptr_eq(again.room().log(), &log));
-    assert!(registry.retired_log("r").is_none());
+    assert!(Arc::ptr_eq(again.room().watermark(), &watermark));
+    assert!(matches!(registry.lookup("r"), RoomLookup::Live(_)));
+    drop(again);
+    watermark.advance(5);
+    assert!(
+        matches!(registry.lookup("r"), RoomLookup::Unknown),
+        "settled: nothing to wait for"
+    );
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, OnceCell};
 
-use super::ring::{HistoryPlan, HistoryRequest, Ring};
-use crate::history::{CommitLog, HistoryError, HistoryReader};
+use super::ring::{HistoryPlan, HistoryRequest, Ring, RingLimits};
+use crate::history::{CommitWatermark, HistoryError, HistoryReader};
 use crate::presence::{Change, Presence};
 use crate::protocol::{frames, ChatRecord};
 use crate::ws::Frame;
@@ -29,11 +29,19 @@ pub struct Subscription {
     pub presence: Frame,
 }
 
+/// What every room is made with.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomSettings {
+    /// Frames buffered for subscribers that fall behind (ROOM_CHANNEL_CAPACITY).
+    pub channel_capacity: usize,
+    pub ring: RingLimits,
+}
+
 pub struct Room {
     name: Arc<str>,
     sender: broadcast::Sender<Frame>,
     /// How far the store has this room's messages; outlives the room while the writer catches up.
-    log: Arc<CommitLog>,
+    watermark: Arc<CommitWatermark>,
     /// The client address whose join created the room (for per-address quotas).
     created_by: Option<IpAddr>,
     /// Guards members, the last id and the ring together (see the module doc). A sync lock: it is
@@ -60,24 +68,24 @@ impl RoomState {
 }
 
 impl Room {
+    /// A room named `name`, continuing from `watermark`, created by a join from `created_by`.
     pub(super) fn new(
         name: Arc<str>,
-        channel_capacity: usize,
-        ring_capacity: usize,
-        log: Arc<CommitLog>,
+        settings: &RoomSettings,
+        watermark: Arc<CommitWatermark>,
         created_by: Option<IpAddr>,
     ) -> Self {
-        let (sender, _) = broadcast::channel(channel_capacity);
+        let (sender, _) = broadcast::channel(settings.channel_capacity);
         Room {
             name,
             sender,
-            log,
+            watermark,
             created_by,
             state: Mutex::new(RoomState {
                 presence: Presence::default(),
                 pending_joins: 0,
                 last_id: 0,
-                recent: Ring::new(ring_capacity),
+                recent: Ring::new(settings.ring),
             }),
             loaded: OnceCell::new(),
         }
@@ -88,8 +96,8 @@ impl Room {
     }
 
     /// The room's commit watermark, queued beside each of its messages.
-    pub fn log(&self) -> &Arc<CommitLog> {
-        &self.log
+    pub fn watermark(&self) -> &Arc<CommitWatermark> {
+        &self.watermark
     }
 
     pub(super) fn created_by(&self) -> Option<IpAddr> {
@@ -103,11 +111,13 @@ impl Room {
 
     /// Makes sure the id counter and ring reflect the store (once per room).
     pub async fn ensure_loaded(&self, reader: &HistoryReader) -> Result<(), HistoryError> {
-        let ring_capacity = self.state.lock().recent.capacity();
+        let ring_capacity = self.state.lock().recent.limits().messages;
         let loaded = self
             .loaded
             .get_or_try_init(|| async {
-                let (last_id, recent) = reader.load(&self.name, &self.log, ring_capacity).await?;
+                let (last_id, recent) = reader
+                    .load(&self.name, &self.watermark, ring_capacity)
+                    .await?;
                 let mut state = self.state.lock();
                 state.last_id = state.last_id.max(last_id);
                 state.recent.fill(recent);
@@ -161,10 +171,10 @@ impl Room {
         state.is_empty()
     }
 
-    /// Hands out the next id to `make`, then delivers what it makes — one critical section, so
-    /// ids go out in order. The local sequencer: a bus that assigns ids elsewhere calls
+    /// The local sequencer: hands out the next id to `make`, then delivers what it makes — one
+    /// critical section, so ids go out in order. A bus that assigns ids elsewhere calls
     /// [`Room::deliver`] instead.
-    pub fn deliver_next(
+    pub fn sequence_and_deliver(
         &self,
         make: impl FnOnce(u64) -> Arc<ChatRecord>,
     ) -> (Arc<ChatRecord>, usize) {
@@ -207,9 +217,18 @@ impl Room {
         self.state.lock().recent.latest(n, upto)
     }
 
-    /// The messages in memory, oldest first (for the history reader).
-    pub fn recent(&self) -> Vec<Arc<ChatRecord>> {
-        self.state.lock().recent.snapshot()
+    /// The messages in memory with `after < id <= upto`, oldest first (for the history reader;
+    /// only what is asked for is copied while publishers wait for the lock).
+    pub fn recent_range(&self, after: u64, upto: u64) -> Vec<Arc<ChatRecord>> {
+        self.state.lock().recent.range(after, upto)
+    }
+
+    /// The newest `limit` messages in memory with ids below `before`, oldest first.
+    pub fn recent_page(&self, before: u64, limit: usize) -> Vec<Arc<ChatRecord>> {
+        self.state
+            .lock()
+            .recent
+            .latest(limit, before.saturating_sub(1))
     }
 
     /// History from memory as of now.

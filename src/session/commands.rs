@@ -10,6 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio_stream::wrappers::BroadcastStream;
+
 use super::Session;
 use crate::app::App;
 use crate::bus::{Draft, Published};
@@ -30,11 +32,13 @@ pub(super) type Pending = Pin<Box<dyn Future<Output = Completed> + Send>>;
 pub(super) enum Completed {
     /// A join whose room had to load: the new membership and the frames for the joiner.
     Joined(Result<(Membership, Subscription, Vec<Frame>), ProtocolError>),
-    /// A resume (join again with `since`) that read the store.
+    /// A resume (join again with `since`) that read the store, and the room's feed, set aside
+    /// meanwhile so that no newer live frame went out before this history.
     Resumed {
         room: Arc<str>,
         history: Frame,
         last_sent: u64,
+        feed: Option<(Arc<str>, BroadcastStream<Frame>)>,
     },
     /// A chat that waited for room in the writer's queue.
     Published(Result<Published, ProtocolError>),
@@ -82,7 +86,7 @@ impl Session {
     }
 
     /// Applies what a waiting request finished with.
-    pub(super) fn complete(&mut self, completed: Completed) {
+    pub(super) fn apply_completed(&mut self, completed: Completed) {
         match completed {
             Completed::Joined(Ok((membership, subscription, frames))) => {
                 self.rooms.add(membership, subscription);
@@ -95,11 +99,15 @@ impl Session {
                 room,
                 history,
                 last_sent,
+                feed,
             } => {
                 if let Some(joined) = self.rooms.get_mut(&room) {
                     joined.last_id = joined.last_id.max(last_sent);
                     let presence = joined.room().presence_frame();
                     self.queue_all([history, presence]);
+                }
+                if let Some(feed) = feed {
+                    self.rooms.restore_feed(feed);
                 }
             }
             Completed::Published(Ok(published)) => self.published(published),
@@ -154,12 +162,14 @@ impl Session {
                 }
                 plan @ HistoryPlan::FromStore { .. } => {
                     let app = self.app.clone();
+                    let feed = self.rooms.take_feed(&name);
                     Answer::Later(Box::pin(async move {
                         let (messages, recovered) = read_plan(&app, &room, plan).await;
                         Completed::Resumed {
                             last_sent: messages.last().map_or(0, |m| m.id),
                             history: frames::history(&name, &messages, recovered),
                             room: name,
+                            feed,
                         }
                     }))
                 }
@@ -338,32 +348,37 @@ async fn joiner_frames(
     joiner_frames_ready(membership, subscription, since.is_some())
 }
 
-/// Reads a resume range through the history reader. If not all of it can be served (pruned, or
-/// the store unavailable), says so with `recovered: false` and the latest messages instead.
+/// Reads history past the ring through the history reader. A resume that cannot be served in
+/// full (pruned, or the store unavailable) says so with `recovered: false` and the latest
+/// messages instead; a plain join gets what there is.
 async fn read_plan(
     app: &App,
     room: &Room,
     plan: HistoryPlan,
 ) -> (Vec<Arc<ChatRecord>>, Option<bool>) {
-    let (after, upto) = match plan {
+    let (after, upto, resume) = match plan {
         HistoryPlan::Ready {
             messages,
             recovered,
         } => return (messages, recovered),
-        HistoryPlan::FromStore { after, upto } => (after, upto),
+        HistoryPlan::FromStore {
+            after,
+            upto,
+            resume,
+        } => (after, upto, resume),
     };
-    let recent = room.recent();
+    let recent = room.recent_range(after, upto);
     let memory = InMemory {
         recent: &recent,
-        log: Some(room.log()),
+        watermark: Some(room.watermark()),
     };
+    // Only up to `upto`: later messages reach the client live, through its subscription.
+    let latest = || room.latest(app.config.history.max_history, upto);
     match app.reader.range(room.name(), memory, after, upto).await {
+        Ok(messages) if !resume => (messages, None),
         Ok(messages) if messages.len() as u64 == upto - after => (messages, Some(true)),
-        // Only up to `upto`: later messages reach the client live, through its subscription.
-        _ => (
-            room.latest(app.config.history.max_history, upto),
-            Some(false),
-        ),
+        _ if !resume => (latest(), None),
+        _ => (latest(), Some(false)),
     }
 }
 

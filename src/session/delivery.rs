@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -23,14 +22,15 @@ use crate::ws::Frame;
 /// One item from a room's feed, keyed by the room's name.
 pub(super) type FeedItem = (Arc<str>, Result<Frame, BroadcastStreamRecvError>);
 
-/// What to write for one feed item.
-#[derive(Default)]
-pub(super) struct ToWrite {
-    /// At most two frames: the item's own, or a gap and a fresh presence. An array, not a Vec:
-    /// this runs once per delivery.
-    pub frames: [Option<Frame>; 2],
-    /// When the room frame among them was published, if there is one.
-    pub published_at: Option<Instant>,
+/// What to write for one feed item. No Vec: this runs once per delivery.
+pub(super) enum ToWrite {
+    /// A chat frame the client was already sent or told it missed.
+    Nothing,
+    /// The room's own frame; its fan-out latency is sampled when written.
+    Room(Frame),
+    /// The feed fell behind: what was missed (if any chat was), and who is here now. Made by the
+    /// session just now, so not sampled.
+    Lagged { gap: Option<Frame>, presence: Frame },
 }
 
 /// The rooms a session is in, and a feed from each.
@@ -94,6 +94,21 @@ impl Rooms {
         true
     }
 
+    /// Takes a room's feed out, so nothing from it is delivered until it is put back (its
+    /// receiver keeps buffering meanwhile).
+    pub fn take_feed(&mut self, name: &str) -> Option<(Arc<str>, BroadcastStream<Frame>)> {
+        let key = self.get(name)?.room().name().clone();
+        let feed = self.feeds.remove(name)?;
+        Some((key, feed))
+    }
+
+    /// Puts back a feed taken with [`take_feed`](Self::take_feed), if the room is still joined.
+    pub fn restore_feed(&mut self, (key, feed): (Arc<str>, BroadcastStream<Frame>)) {
+        if self.get(&key).is_some() {
+            self.feeds.insert(key, feed);
+        }
+    }
+
     /// Leaves every room.
     pub fn leave_all(&mut self) {
         self.feeds.clear();
@@ -122,16 +137,13 @@ impl Rooms {
             .iter_mut()
             .find(|j| Arc::ptr_eq(j.room().name(), &room))
         else {
-            return ToWrite::default();
+            return ToWrite::Nothing;
         };
         match item {
-            Ok(frame) if frame.seq() != 0 && frame.seq() <= joined.last_id => ToWrite::default(),
+            Ok(frame) if frame.seq() != 0 && frame.seq() <= joined.last_id => ToWrite::Nothing,
             Ok(frame) => {
                 joined.last_id = joined.last_id.max(frame.seq());
-                ToWrite {
-                    published_at: Some(frame.built_at()),
-                    frames: [Some(frame), None],
-                }
+                ToWrite::Room(frame)
             }
             Err(BroadcastStreamRecvError::Lagged(lost)) => {
                 metrics.lagged_receivers.increment(1);
@@ -143,9 +155,9 @@ impl Rooms {
                 let gap = (upto > joined.last_id)
                     .then(|| frames::gap(room.name(), joined.last_id + 1, upto));
                 joined.last_id = joined.last_id.max(upto);
-                ToWrite {
-                    frames: [gap, Some(room.presence_frame())],
-                    published_at: None,
+                ToWrite::Lagged {
+                    gap,
+                    presence: room.presence_frame(),
                 }
             }
         }
@@ -156,20 +168,25 @@ impl Rooms {
 mod tests {
     use super::*;
     use crate::protocol::ChatRecord;
-    use crate::rooms::{HistoryRequest, RegistrySettings, RoomRegistry};
+    use crate::rooms::{HistoryRequest, RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 
-    /// A lagging feed yields a gap and a presence, neither sampled for latency; a live frame is
-    /// sampled by its publish time, and one already covered by the gap is skipped.
+    /// A lagging feed yields a gap and a presence (made here, so never sampled for latency); a
+    /// live frame is the room's own (sampled), and one already covered by the gap is skipped.
     #[tokio::test]
-    async fn gap_and_presence_are_not_sampled_but_room_frames_are() {
+    async fn lag_becomes_a_gap_and_presence_and_room_frames_stay_the_rooms() {
         let metrics = Metrics::new();
         let registry = RoomRegistry::new(
             RegistrySettings {
                 shards: 1,
                 max_rooms: 10,
                 max_rooms_created_per_ip: 0,
-                channel_capacity: 4,
-                ring_capacity: 16,
+                room: RoomSettings {
+                    channel_capacity: 4,
+                    ring: RingLimits {
+                        messages: 16,
+                        bytes: 1 << 20,
+                    },
+                },
             },
             metrics.clone(),
         );
@@ -197,30 +214,27 @@ mod tests {
             publish(id); // more than the channel holds: the feed lags
         }
         let item = rooms.next().await.unwrap();
-        let lagged = rooms.frames_for(item, &metrics);
-        assert!(
-            lagged.published_at.is_none(),
-            "gap and presence are not sampled"
-        );
-        let [gap, presence] = lagged.frames;
+        let ToWrite::Lagged { gap, presence } = rooms.frames_for(item, &metrics) else {
+            panic!("a lagging feed becomes a gap");
+        };
         assert!(gap.unwrap().text().contains(r#""from":1,"to":10"#));
-        assert!(presence.unwrap().text().contains("presence"));
+        assert!(presence.text().contains("presence"));
         let item = rooms.next().await.unwrap();
-        let skipped = rooms.frames_for(item, &metrics);
         assert!(
-            skipped.frames.iter().all(Option::is_none),
+            matches!(rooms.frames_for(item, &metrics), ToWrite::Nothing),
             "covered by the gap"
         );
         publish(11);
-        let mut live = ToWrite::default();
-        while live.frames[0].is_none() {
+        loop {
             let item = rooms.next().await.unwrap();
-            live = rooms.frames_for(item, &metrics);
+            match rooms.frames_for(item, &metrics) {
+                ToWrite::Nothing => continue,
+                ToWrite::Room(frame) => {
+                    assert_eq!(frame.seq(), 11);
+                    break;
+                }
+                ToWrite::Lagged { .. } => panic!("no lag any more"),
+            }
         }
-        assert_eq!(live.frames[0].as_ref().unwrap().seq(), 11);
-        assert_eq!(
-            live.published_at,
-            Some(live.frames[0].as_ref().unwrap().built_at())
-        );
     }
 }

@@ -4,19 +4,21 @@
 //!
 //! Frames from rooms are queued by reference and written together. The session takes frames
 //! from its feeds only while its output is under OUTBOX_BUDGET_BYTES, so a client that reads
-//! slowly lags its own feeds (and gets a `gap`) instead of growing the server's memory; it reads
-//! the client's requests while its output is under twice that. A client whose socket takes
-//! nothing for SEND_TIMEOUT_SECONDS while output waits is dropped.
+//! slowly lags its own feeds (and gets a `gap`) instead of growing the server's memory; it
+//! answers the client's requests while its output is under twice that, and keeps reading either
+//! way (see [`backlog`]). A client whose socket takes nothing for SEND_TIMEOUT_SECONDS while
+//! output waits is dropped.
 //!
 //! - [`commands`]: join, chat, leave — answered at once or by a future the loop drives.
+//! - [`backlog`]: requests read but not answered yet, in order.
 //! - [`delivery`]: the joined rooms and their feeds, lag and gaps.
 //! - [`close`]: ending a connection: close frames, read errors, the reasons.
 
+mod backlog;
 mod close;
 mod commands;
 mod delivery;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::{pin, Pin};
@@ -35,19 +37,18 @@ use crate::protocol::{frames, ErrorCode, ProtocolError};
 use crate::telemetry::CloseReason;
 use crate::ws::{Event, Frame, WsConnection};
 
-use commands::{Completed, Pending};
-use delivery::{FeedItem, Rooms};
-
-/// Requests read while one waits, before the session stops reading.
-const MAX_WAITING_REQUESTS: usize = 16;
+use backlog::Backlog;
+use commands::Completed;
+use delivery::{FeedItem, Rooms, ToWrite};
 
 /// Runs a connection until it ends, then leaves every room it was in.
 ///
 /// Not an `async fn`: its arguments would stay in the future beside the session they move into,
 /// and every idle connection would carry that copy.
-pub fn run(socket: WsConnection, app: Arc<App>, client: Client) -> impl Future<Output = ()> {
+pub fn run(mut socket: WsConnection, app: Arc<App>, client: Client) -> impl Future<Output = ()> {
     app.metrics.connections_opened.increment(1);
     app.metrics.connections_open.increment(1.0);
+    socket.record_fanout_latency(app.metrics.fanout_latency.clone());
     let mut session = Session {
         app,
         user: client.user,
@@ -55,13 +56,12 @@ pub fn run(socket: WsConnection, app: Arc<App>, client: Client) -> impl Future<O
         socket,
         rooms: Rooms::default(),
         last_heard: Instant::now(),
-        busy: None,
+        backlog: None,
         stall: None,
-        oldest_unwritten: None,
     };
     async move {
         let reason = session.serve().await;
-        session.busy = None; // a request still waiting is abandoned (a join withdrawn)
+        session.backlog = None; // a request still waiting is abandoned (a join withdrawn)
         session.rooms.leave_all();
         tracing::debug!(user = %session.user, reason = reason.as_str(), "connection closed");
         session.app.metrics.connection_closed(reason);
@@ -76,19 +76,12 @@ struct Session {
     socket: WsConnection,
     rooms: Rooms,
     last_heard: Instant,
-    /// A request waiting on something slow, and the ones read behind it. Boxed: idle sessions,
-    /// which are most of them, carry one pointer.
-    busy: Option<Box<Busy>>,
+    /// Requests read but not answered yet. Boxed: idle sessions, which are most of them, carry
+    /// one pointer.
+    backlog: Option<Box<Backlog>>,
     /// Armed while output waits for a socket that takes nothing: since when, and the
     /// slow-client deadline. Boxed, as tokio timers are large and most sessions never stall.
     stall: Option<(Instant, Pin<Box<Sleep>>)>,
-    /// Publish time of the oldest room frame queued and not yet written (fan-out latency).
-    oldest_unwritten: Option<Instant>,
-}
-
-struct Busy {
-    pending: Pending,
-    waiting: VecDeque<Message>,
 }
 
 impl Session {
@@ -103,27 +96,28 @@ impl Session {
         // (and unregister from) the channel shared by every session, each time a frame goes out.
         let mut shutdown = pin!(self.app.shutting_down());
         loop {
+            if let Err(reason) = self.answer_backlog() {
+                return reason;
+            }
             self.arm_stall_timer();
-            let queued = self.socket.queued_bytes();
-            let read = queued < 2 * budget
-                && self
-                    .busy
-                    .as_ref()
-                    .is_none_or(|b| b.waiting.len() < MAX_WAITING_REQUESTS);
-            let take_feeds = queued < budget && self.rooms.has_feeds();
+            let read = self.backlog.as_ref().is_none_or(|b| !b.is_full());
+            let take_feeds = self.socket.queued_bytes() < budget && self.rooms.has_feeds();
             let step = tokio::select! {
                 _ = &mut shutdown => return self.shutdown_close().await,
                 event = self.socket.next_event(read) => self.on_event(event).await,
                 Some(item) = self.rooms.next(), if take_feeds => self.deliver_batch(item).await,
-                completed = waiting_request(&mut self.busy) => {
-                    self.on_completed(completed);
+                completed = waiting_request(&mut self.backlog) => {
+                    if let Some(backlog) = &mut self.backlog {
+                        backlog.pending = None;
+                    }
+                    self.apply_completed(completed);
                     self.write_now()
                 }
                 clock = &mut ping => {
                     ping.set(PingClock::tick(clock));
                     self.on_ping_tick(ping_every)
                 }
-                () = stalled(&mut self.stall) => Err(self.slow_client()),
+                () = stalled(&mut self.stall) => self.on_stall_deadline(),
             };
             if let Err(reason) = step {
                 return reason;
@@ -143,10 +137,8 @@ impl Session {
     async fn on_event(&mut self, event: Event) -> Result<(), CloseReason> {
         let message = match event {
             Event::Message(message) => message,
-            Event::Drained => {
-                self.on_drained();
-                return Ok(());
-            }
+            // The loop re-reads the gates: room feeds and waiting requests may go on.
+            Event::Drained => return Ok(()),
             Event::Closed => return Err(CloseReason::ClientClose),
             Event::WriteFailed(_) => return Err(CloseReason::Reset),
             // Boxed, like every close: idle sessions must not carry that state inline.
@@ -157,16 +149,27 @@ impl Session {
             Message::Close(_) => return Err(Box::pin(self.on_client_close()).await),
             // tungstenite has queued the pong for a ping; raw frames are never read.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-            request @ (Message::Text(_) | Message::Binary(_)) => match &mut self.busy {
-                // Behind a waiting request: answered in order, once it is done.
-                Some(busy) => busy.waiting.push_back(request),
-                None => self.on_request(request),
-            },
+            request @ (Message::Text(_) | Message::Binary(_)) => {
+                if self.backlog.is_none() && self.may_answer() {
+                    self.on_request(request);
+                } else {
+                    // Behind a waiting request, or the client is not reading its answers.
+                    let max_bytes = self.app.config.limits.max_frame_bytes;
+                    self.backlog
+                        .get_or_insert_with(|| Box::new(Backlog::new(max_bytes)))
+                        .push(request);
+                }
+            }
         }
         self.write_now()
     }
 
-    /// Answers one request; a slow one makes the session busy until it completes.
+    /// Whether the client reads its answers well enough to be given more.
+    fn may_answer(&self) -> bool {
+        self.socket.queued_bytes() < 2 * self.app.config.connection.outbox_budget_bytes
+    }
+
+    /// Answers one request; a slow one waits in the backlog until it completes.
     fn on_request(&mut self, request: Message) {
         let pending = match request {
             Message::Text(text) => self.handle_text(&text),
@@ -180,24 +183,41 @@ impl Session {
             }
         };
         if let Some(pending) = pending {
-            self.busy = Some(Box::new(Busy {
-                pending,
-                waiting: VecDeque::new(),
-            }));
+            let max_bytes = self.app.config.limits.max_frame_bytes;
+            self.backlog
+                .get_or_insert_with(|| Box::new(Backlog::new(max_bytes)))
+                .pending = Some(pending);
         }
     }
 
-    /// Applies a completed request, then answers the ones waiting behind it until one waits.
-    fn on_completed(&mut self, completed: Completed) {
-        let mut waiting = self.busy.take().map(|b| b.waiting).unwrap_or_default();
-        self.complete(completed);
-        while let Some(request) = waiting.pop_front() {
+    /// Answers waiting requests in order while nothing is waited on and the client reads.
+    fn answer_backlog(&mut self) -> Result<(), CloseReason> {
+        let mut answered = false;
+        while self.may_answer() {
+            let Some(request) = self.backlog.as_mut().and_then(|b| b.next()) else {
+                break;
+            };
             self.on_request(request);
-            if let Some(busy) = &mut self.busy {
-                busy.waiting = waiting;
-                return;
-            }
+            answered = true;
         }
+        if self.backlog.as_ref().is_some_and(|b| b.is_empty()) {
+            self.backlog = None;
+        }
+        if answered {
+            self.write_now()?;
+        }
+        Ok(())
+    }
+
+    /// The slow-client deadline passed: drop the client, unless a write made progress since the
+    /// deadline was armed (the loop then arms it again from the new stall).
+    fn on_stall_deadline(&mut self) -> Result<(), CloseReason> {
+        let armed = self.stall.as_ref().map(|(since, _)| *since);
+        if self.socket.stalled_since().is_some() && self.socket.stalled_since() == armed {
+            return Err(self.slow_client());
+        }
+        self.stall = None;
+        Ok(())
     }
 
     fn on_ping_tick(&mut self, every: std::time::Duration) -> Result<(), CloseReason> {
@@ -213,17 +233,22 @@ impl Session {
     async fn deliver_batch(&mut self, first: FeedItem) -> Result<(), CloseReason> {
         let connection = &self.app.config.connection;
         let (max_batch, budget) = (connection.max_batch_frames, connection.outbox_budget_bytes);
-        let mut delivered = 0usize;
+        let mut delivered = 0u64;
         let mut taken = 0usize;
         let mut next = Some(first);
         while let Some(item) = next {
-            let to_write = self.rooms.frames_for(item, &self.app.metrics);
-            if let Some(at) = to_write.published_at {
-                self.oldest_unwritten = Some(self.oldest_unwritten.map_or(at, |t| t.min(at)));
-            }
-            for frame in to_write.frames.into_iter().flatten() {
-                self.socket.queue(frame);
-                delivered += 1;
+            match self.rooms.frames_for(item, &self.app.metrics) {
+                ToWrite::Nothing => {}
+                ToWrite::Room(frame) => {
+                    self.socket.queue_room_frame(frame);
+                    delivered += 1;
+                }
+                ToWrite::Lagged { gap, presence } => {
+                    for frame in gap.into_iter().chain([presence]) {
+                        self.socket.queue(frame);
+                        delivered += 1;
+                    }
+                }
             }
             taken += 1;
             if taken >= max_batch || self.socket.queued_bytes() >= budget {
@@ -231,29 +256,15 @@ impl Session {
             }
             next = self.rooms.ready_now().await;
         }
-        self.app.metrics.deliveries.increment(delivered as u64);
+        self.app.metrics.deliveries.increment(delivered);
         self.write_now()
     }
 
     /// Writes what the socket takes now; the rest goes out as the connection becomes writable.
     fn write_now(&mut self) -> Result<(), CloseReason> {
         match self.socket.try_flush() {
-            Ok(true) => {
-                self.on_drained();
-                Ok(())
-            }
-            Ok(false) => Ok(()),
+            Ok(_) => Ok(()),
             Err(_) => Err(CloseReason::Reset),
-        }
-    }
-
-    /// Everything queued is written: sample the fan-out latency of its oldest room frame.
-    fn on_drained(&mut self) {
-        if let Some(oldest) = self.oldest_unwritten.take() {
-            self.app
-                .metrics
-                .fanout_latency
-                .record(oldest.elapsed().as_secs_f64());
         }
     }
 
@@ -297,11 +308,13 @@ impl Session {
 }
 
 /// Completes when the waiting request does; never while there is none.
-fn waiting_request(busy: &mut Option<Box<Busy>>) -> impl Future<Output = Completed> + '_ {
-    std::future::poll_fn(move |cx| match busy {
-        Some(busy) => busy.pending.as_mut().poll(cx),
-        None => Poll::Pending,
-    })
+fn waiting_request(backlog: &mut Option<Box<Backlog>>) -> impl Future<Output = Completed> + '_ {
+    std::future::poll_fn(
+        move |cx| match backlog.as_mut().and_then(|b| b.pending.as_mut()) {
+            Some(pending) => pending.as_mut().poll(cx),
+            None => Poll::Pending,
+        },
+    )
 }
 
 /// Completes when the slow-client deadline passes; never while none is armed.

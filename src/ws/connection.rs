@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use metrics::Histogram;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{
@@ -34,7 +35,7 @@ pub enum Event {
     Closed,
     /// Reading failed: a protocol violation, a frame too big, bad UTF-8, a reset.
     ReadFailed(WsError),
-    /// Writing failed: the connection is gone.
+    /// Writing failed (or waiting to write did): the connection is gone.
     WriteFailed(io::Error),
 }
 
@@ -48,6 +49,8 @@ pub struct WsConnection {
     outbox: Outbox,
     /// Since when the socket has refused output that is waiting (`None` while writes progress).
     stalled_since: Option<Instant>,
+    /// Where the latency of room frames is recorded as they are written, if anywhere.
+    fanout_latency: Option<Histogram>,
 }
 
 impl WsConnection {
@@ -64,7 +67,14 @@ impl WsConnection {
             may_have_buffered: true,
             outbox: Outbox::default(),
             stalled_since: None,
+            fanout_latency: None,
         }
+    }
+
+    /// Records, for every write that completes a room frame, the time since the oldest such
+    /// frame in it was published.
+    pub fn record_fanout_latency(&mut self, histogram: Histogram) {
+        self.fanout_latency = Some(histogram);
     }
 
     /// Writes queued output whenever the socket takes it and, if `read`, reads the client's next
@@ -95,7 +105,7 @@ impl WsConnection {
                 if write {
                     match self.stream.poll_write_ready(cx) {
                         Poll::Ready(Ok(())) => ready = true,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Some(Event::WriteFailed(e))),
                         Poll::Pending => {}
                     }
                 }
@@ -105,19 +115,21 @@ impl WsConnection {
                             self.may_have_buffered = true;
                             ready = true;
                         }
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Err(e)) => {
+                            return Poll::Ready(Some(Event::ReadFailed(WsError::Io(e))))
+                        }
                         Poll::Pending => {}
                     }
                 }
                 if ready {
-                    Poll::Ready(Ok(()))
+                    Poll::Ready(None)
                 } else {
                     Poll::Pending
                 }
             })
             .await;
-            if let Err(e) = ready {
-                return Event::ReadFailed(WsError::Io(e));
+            if let Some(failed) = ready {
+                return failed;
             }
         }
     }
@@ -147,6 +159,11 @@ impl WsConnection {
     /// [`next_event`](Self::next_event) runs.
     pub fn queue(&mut self, frame: Frame) {
         self.outbox.push_frame(frame);
+    }
+
+    /// Queues a frame a room published, whose fan-out latency is sampled once it is written.
+    pub fn queue_room_frame(&mut self, frame: Frame) {
+        self.outbox.push_room_frame(frame);
     }
 
     /// Queues a ping.
@@ -188,7 +205,14 @@ impl WsConnection {
     pub fn try_flush(&mut self) -> io::Result<bool> {
         while !self.outbox.is_empty() {
             match self.outbox.write_to(&self.stream) {
-                Ok(_) => self.stalled_since = None,
+                Ok(room_frame_published_at) => {
+                    self.stalled_since = None;
+                    if let (Some(at), Some(histogram)) =
+                        (room_frame_published_at, &self.fanout_latency)
+                    {
+                        histogram.record(at.elapsed().as_secs_f64());
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.stalled_since.get_or_insert_with(Instant::now);
                     return Ok(false);

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::time::Instant;
 
 use tokio::net::TcpStream;
 
@@ -26,6 +27,8 @@ const FIN_PONG: u8 = 0x8A;
 enum Outgoing {
     /// A server frame, shared with every other connection that has it queued.
     Frame(Frame),
+    /// A frame a room published: when it is written, its latency since publishing is sampled.
+    RoomFrame(Frame),
     /// Bytes of one control frame, framed by tungstenite.
     Control(Box<[u8]>),
 }
@@ -33,7 +36,7 @@ enum Outgoing {
 impl Outgoing {
     fn bytes(&self) -> &[u8] {
         match self {
-            Outgoing::Frame(frame) => frame.wire(),
+            Outgoing::Frame(frame) | Outgoing::RoomFrame(frame) => frame.wire(),
             Outgoing::Control(bytes) => bytes,
         }
     }
@@ -57,10 +60,18 @@ impl Outbox {
         self.push(Outgoing::Frame(frame));
     }
 
+    pub(super) fn push_room_frame(&mut self, frame: Frame) {
+        self.push(Outgoing::RoomFrame(frame));
+    }
+
     /// Queues control frames as tungstenite wrote them: one or more whole frames, each a 2-byte
     /// header (control payloads are under 126 bytes, server frames unmasked) and its payload.
     pub(super) fn push_control(&mut self, mut bytes: &[u8]) {
         while bytes.len() >= 2 {
+            debug_assert!(
+                bytes[0] & 0x08 != 0 && bytes[1] < 126,
+                "tungstenite writes only whole, short control frames here"
+            );
             let len = (2 + usize::from(bytes[1] & 0x7F)).min(bytes.len());
             let (frame, rest) = bytes.split_at(len);
             if frame[0] == FIN_PONG && self.replace_pong(frame) {
@@ -106,10 +117,17 @@ impl Outbox {
         self.bytes
     }
 
-    /// One write of as much as fits in [`MAX_SLICES_PER_WRITE`] buffers; the bytes written.
-    pub(super) fn write_to(&mut self, stream: &TcpStream) -> io::Result<usize> {
+    /// Items queued.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// One write of as much as fits in [`MAX_SLICES_PER_WRITE`] buffers. Returns when the
+    /// oldest room frame it completed was published, if it completed one.
+    pub(super) fn write_to(&mut self, stream: &TcpStream) -> io::Result<Option<Instant>> {
         if self.queue.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         let written = if self.queue.len() == 1 {
             // One frame: a plain write, cheaper in the kernel than a vectored one.
@@ -127,21 +145,25 @@ impl Outbox {
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        self.consume(written);
-        Ok(written)
+        Ok(self.consume(written))
     }
 
-    /// Drops what a write took from the front.
-    fn consume(&mut self, mut written: usize) {
+    /// Drops what a write took from the front; returns when the oldest room frame it completed
+    /// was published.
+    fn consume(&mut self, mut written: usize) -> Option<Instant> {
         self.bytes -= written;
+        let mut oldest = None;
         while let Some(front) = self.queue.front() {
             let left = front.bytes().len() - self.front_written;
             if written < left {
                 self.front_written += written;
-                return;
+                return oldest;
             }
             written -= left;
             self.front_written = 0;
+            if let (None, Outgoing::RoomFrame(frame)) = (oldest, front) {
+                oldest = Some(frame.built_at());
+            }
             self.queue.pop_front();
             if self.pong_at == Some(self.popped) {
                 self.pong_at = None;
@@ -149,6 +171,7 @@ impl Outbox {
             self.popped += 1;
         }
         self.queue.shrink_to(SLOTS_KEPT);
+        oldest
     }
 }
 

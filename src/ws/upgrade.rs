@@ -122,7 +122,7 @@ impl WsUpgrade {
                     return None;
                 }
             };
-            // `crate::serve` hands hyper each `TcpStream` wrapped in `TokioIo`, and gets it back here.
+            // `crate::net` hands hyper each `TcpStream` wrapped in `TokioIo`, and gets it back here.
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => Some(WsConnection::new(
                     parts.io.into_inner(),

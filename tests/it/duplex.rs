@@ -20,7 +20,12 @@ const MESSAGES: usize = 6000;
 /// its send timeout.
 #[tokio::test]
 async fn a_publisher_that_never_reads_is_still_read_and_its_close_is_seen() {
-    let server = TestServer::start_with(|c| c.connection.send_timeout_seconds = 300.0).await;
+    let server = TestServer::start_with(|c| {
+        c.connection.send_timeout_seconds = 300.0;
+        // The reader must never lag (and get a gap) on a busy machine: it checks every id.
+        c.rooms.room_channel_capacity = 16 * 1024;
+    })
+    .await;
     let mut reader = server.connect("reader").await;
     reader.join("r").await;
     let mut publisher = TestClient::connect_small_buffer(&server.ws_url("publisher")).await;
@@ -98,9 +103,12 @@ async fn a_member_whose_socket_takes_nothing_is_dropped_after_the_send_timeout()
 #[tokio::test]
 async fn a_request_waiting_for_the_writer_does_not_stop_the_connection() {
     let server = TestServer::start_with(|c| {
+        // The writer takes one message, then retries it against the locked store: the queue of
+        // two fills at once and later chats wait for it.
+        c.history.history_batch_size = 1;
         c.history.history_queue_capacity = 2;
         c.store.sqlite_busy_timeout_ms = 20;
-        c.net.shutdown_grace_seconds = 60.0; // how long a publisher may wait for the writer
+        c.history.store_wait_seconds = 60.0;
     })
     .await;
     let mut alice = server.connect("alice").await;
@@ -139,9 +147,10 @@ async fn a_request_waiting_for_the_writer_does_not_stop_the_connection() {
 #[tokio::test]
 async fn requests_behind_a_waiting_one_keep_their_order() {
     let server = TestServer::start_with(|c| {
+        c.history.history_batch_size = 1;
         c.history.history_queue_capacity = 1;
         c.store.sqlite_busy_timeout_ms = 20;
-        c.net.shutdown_grace_seconds = 60.0;
+        c.history.store_wait_seconds = 60.0;
     })
     .await;
     let mut watcher = server.connect("watcher").await;
@@ -193,4 +202,58 @@ async fn ping_pong(client: &mut TestClient) -> Vec<serde_json::Value> {
     .expect("a ping is answered while a request waits for the writer");
     assert_eq!(&pong[..], b"still there?");
     before
+}
+
+/// A resume from a room the client is already in that must read the store waits for the
+/// writer; live frames published meanwhile come after its history, not before.
+#[tokio::test]
+async fn a_resume_waiting_on_the_store_keeps_live_frames_behind_its_history() {
+    let server = TestServer::start_with(|c| {
+        c.history.max_history = 5;
+        c.history.history_ring_size = 10;
+        c.history.history_flush_interval_ms = 1000;
+    })
+    .await;
+    let mut member = server.connect("member").await;
+    member.join("r").await;
+    let mut writer = server.connect("writer").await;
+    writer.join("r").await;
+    for i in 1..=30u64 {
+        writer.chat("r", &format!("m{i}")).await;
+        assert_eq!(member.recv_type("chat").await["id"], i);
+    }
+    // Ids 2..=20 are past the ring and not committed yet: the resume waits for the writer.
+    member
+        .send(json!({"type":"join","room":"r","since":1}))
+        .await;
+    assert!(
+        ping_pong(&mut member).await.is_empty(),
+        "nothing before the pong"
+    );
+    for i in 31..=35 {
+        writer.chat("r", &format!("m{i}")).await;
+    }
+    let history = member.recv_type("history").await;
+    assert_eq!(history["recovered"], true);
+    let ids: Vec<u64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (2..=30).collect::<Vec<_>>());
+    let mut live = Vec::new();
+    while live.len() < 5 {
+        let frame = member.recv().await;
+        assert_ne!(frame["type"], "history");
+        if frame["type"] == "chat" {
+            live.push(frame["id"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(
+        live,
+        vec![31, 32, 33, 34, 35],
+        "after the history, each once"
+    );
+    server.shutdown().await;
 }

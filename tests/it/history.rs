@@ -434,7 +434,7 @@ async fn a_join_that_needs_a_blocked_store_gets_history_unavailable() {
     let db = dir.path().join("chat.db");
     let env = [
         ("SQLITE_BUSY_TIMEOUT_MS", "20"),
-        ("SHUTDOWN_GRACE_SECONDS", "1"),
+        ("STORE_WAIT_SECONDS", "1"),
     ];
     let server = ServerProcess::spawn(&db, 0, &env).await;
     let mut member = TestClient::connect(&server.ws_url("member")).await;
