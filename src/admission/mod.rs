@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{ConnectionConfig, LimitsConfig};
-use crate::protocol::validate_name;
+use crate::protocol::names::{normalize_name, NameKind};
 
 /// Who is on the other end of an admitted connection.
 #[derive(Debug, Clone)]
@@ -77,7 +77,8 @@ impl Admission {
         let user = params
             .user
             .ok_or_else(|| Refusal::BadRequest("missing ?user= parameter".into()))?;
-        validate_name("user", &user, self.max_user_name_chars).map_err(Refusal::BadRequest)?;
+        let user = normalize_name(NameKind::User, &user, self.max_user_name_chars)
+            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         Ok(Client {
             user: user.into(),
             ip: Some(quota_address(peer.ip())),

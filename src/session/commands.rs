@@ -16,9 +16,9 @@ use super::Session;
 use crate::app::App;
 use crate::bus::{Draft, Published};
 use crate::history::{HistoryError, InMemory};
+use crate::protocol::names::{normalize_name, NameKind};
 use crate::protocol::{
-    frames, parse_client_message, validate_name, ChatRecord, ClientMessage, ErrorCode,
-    ProtocolError,
+    frames, parse_client_message, ChatRecord, ClientMessage, ErrorCode, ProtocolError,
 };
 use crate::rooms::{
     HistoryPlan, HistoryRequest, JoinError, JoinTicket, Membership, Room, Subscription,
@@ -114,15 +114,20 @@ impl Session {
         }
     }
 
+    /// The room a message names, normalised (see `protocol::names`).
     fn room_name(&self, room: Option<String>) -> Result<Arc<str>, ProtocolError> {
         let room = room.ok_or_else(|| {
             ProtocolError::new(ErrorCode::MissingRoom, "message needs a \"room\"")
         })?;
-        let room: Arc<str> = room.into();
-        validate_name("room", &room, self.app.config.limits.max_room_name_chars).map_err(
-            |message| ProtocolError::new(ErrorCode::InvalidRoom, message).in_room(&room),
-        )?;
-        Ok(room)
+        let max = self.app.config.limits.max_room_name_chars;
+        match normalize_name(NameKind::Room, &room, max) {
+            Ok(name) => Ok(name.into()),
+            Err(error) => {
+                // Echoed so the client knows which request failed, but bounded.
+                let shown: Arc<str> = room.chars().take(4 * max).collect::<String>().into();
+                Err(ProtocolError::new(ErrorCode::InvalidRoom, error.to_string()).in_room(&shown))
+            }
+        }
     }
 
     fn history_request(&self, since: Option<u64>) -> HistoryRequest {

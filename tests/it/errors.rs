@@ -189,6 +189,65 @@ async fn oversized_frames_close_with_1009_and_a_reason() {
     server.shutdown().await;
 }
 
+/// Names that could pose as someone else are refused: invisible and bidi characters, edge
+/// spaces, fillers, mixed-script look-alikes. Names in one script are fine, and are normalised
+/// (NFKC), so a decomposed or fullwidth spelling becomes the plain one.
+#[tokio::test]
+async fn deceptive_names_are_refused_and_names_are_normalised() {
+    let server = TestServer::start().await;
+    let deceptive = [
+        "alice\u{200B}",
+        "\u{202E}evil",
+        " alice",
+        "alice ",
+        "\u{3164}",
+        "\u{0430}lice",                                      // Cyrillic а, then Latin
+        "a\u{0300}\u{0301}\u{0302}\u{0303}\u{0304}\u{0306}", // a stack of six marks
+    ];
+    for name in deceptive {
+        let url = format!("{}?user={}", server.url("/ws"), urlencode(name));
+        let response = upgrade_request(&url).await;
+        assert_eq!(response.status().as_u16(), 400, "{name:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().starts_with("user name"),
+            "{body}"
+        );
+    }
+    let mut maria = server.connect(&urlencode("Мария")).await;
+    assert_eq!(maria.join("r").await["users"], json!(["Мария"]));
+    let mut jose = server.connect(&urlencode("Jose\u{0301}")).await; // NFD
+    assert_eq!(jose.join("r").await["users"], json!(["José", "Мария"]));
+    let mut wide = server.connect(&urlencode("ａｌｉｃｅ")).await;
+    assert_eq!(
+        wide.join("r").await["users"],
+        json!(["José", "alice", "Мария"])
+    );
+    for room in ["r\u{200B}", "\u{202E}r", "pay\u{0440}al"] {
+        maria.send(json!({"type":"join","room":room})).await;
+        let error = maria.recv_type("error").await;
+        assert_eq!(error["code"], "invalid_room", "{room:?}: {error}");
+        assert!(error["message"].as_str().unwrap().starts_with("room name"));
+    }
+    server.shutdown().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+async fn upgrade_request(url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn bad_user_names_are_refused_before_the_upgrade() {
     let server = TestServer::start().await;
