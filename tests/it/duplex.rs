@@ -62,6 +62,7 @@ async fn a_publisher_that_never_reads_is_still_read_and_its_close_is_seen() {
 
 /// A member that never reads, in a room others flood, is dropped once its socket has taken
 /// nothing for SEND_TIMEOUT_SECONDS, and its leave is announced; the room never waits for it.
+/// (A regression test: the old half-duplex session did this too.)
 #[tokio::test]
 async fn a_member_whose_socket_takes_nothing_is_dropped_after_the_send_timeout() {
     let server = TestServer::start_with(|c| c.connection.send_timeout_seconds = 1.0).await;
@@ -255,5 +256,26 @@ async fn a_resume_waiting_on_the_store_keeps_live_frames_behind_its_history() {
         vec![31, 32, 33, 34, 35],
         "after the history, each once"
     );
+    server.shutdown().await;
+}
+
+/// A member whose socket is full is still read: its `leave`, sent after a flood it never read,
+/// is handled at once — long before its send timeout would drop it.
+#[tokio::test]
+async fn a_member_with_a_full_socket_is_still_read() {
+    let server = TestServer::start_with(|c| c.connection.send_timeout_seconds = 300.0).await;
+    let mut stalled = TestClient::connect_small_buffer(&server.ws_url("stalled")).await;
+    stalled.join("r").await;
+    let mut publisher = server.connect("publisher").await;
+    publisher.join("r").await;
+    let text = "y".repeat(TEXT_CHARS);
+    for i in 1..=3000u64 {
+        publisher.chat("r", &text).await;
+        assert_eq!(publisher.recv_type("chat").await["id"], i);
+    }
+    stalled.send(json!({"type":"leave","room":"r"})).await;
+    let leave = publisher.recv_type("leave").await;
+    assert_eq!(leave["user"], "stalled");
+    drop(stalled);
     server.shutdown().await;
 }

@@ -62,7 +62,9 @@ async fn reads_are_served_without_making_the_writer_flush() {
 }
 
 /// A page reaching past the in-memory ring waits for the writer's own commit (a short flush
-/// interval here) and then reads the store: complete, in order, no duplicates.
+/// interval here) and then reads the store: complete, in order, no duplicates. (A regression
+/// test of how the reader stitches memory and store; the old code read everything from the
+/// store after a forced flush, which the next test shows is gone.)
 #[tokio::test]
 async fn pages_past_the_ring_come_from_the_store_once_committed() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,4 +86,51 @@ async fn pages_past_the_ring_come_from_the_store_once_committed() {
     );
     drop(member);
     assert!(server.signal_and_wait("TERM").await.success());
+}
+
+/// A page past the ring needs messages the writer has not committed (it batches for a minute
+/// here): the page waits for the writer's own commit, never forces it, and after
+/// STORE_WAIT_SECONDS says the store is behind (503). Nothing was written early, and everything
+/// is stored once the writer gets to it.
+#[tokio::test]
+async fn a_page_past_the_ring_waits_for_the_writer_and_never_forces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let env = [
+        ("HISTORY_RING_SIZE", "50"),
+        ("HISTORY_FLUSH_INTERVAL_MS", "60000"),
+        ("STORE_WAIT_SECONDS", "1"),
+    ];
+    let server = ServerProcess::spawn(&db, 0, &env).await;
+    let mut member = crate::support::TestClient::connect(&server.ws_url("member")).await;
+    member.join("r").await;
+    send_and_confirm(&server.ws_url("writer"), "r", 120).await;
+    let recent = get_json(&server.url("/api/rooms/r/messages?limit=50")).await;
+    assert_eq!(
+        ids(&recent),
+        (71..=120).collect::<Vec<_>>(),
+        "served from memory"
+    );
+    let response = reqwest::get(server.url("/api/rooms/r/messages?before=71&limit=30"))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        503,
+        "ids 41..=70 are not committed yet"
+    );
+    assert_eq!(
+        rows_written(&server).await,
+        0.0,
+        "the page did not make the writer flush"
+    );
+    drop(member);
+    assert!(
+        server.signal_and_wait("TERM").await.success(),
+        "SIGTERM writes everything"
+    );
+    let server = ServerProcess::spawn(&db, 0, &[]).await;
+    let page = get_json(&server.url("/api/rooms/r/messages?before=71&limit=30")).await;
+    assert_eq!(ids(&page), (41..=70).collect::<Vec<_>>());
+    server.signal_and_wait("TERM").await;
 }
