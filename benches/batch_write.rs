@@ -78,7 +78,9 @@ async fn loopback() -> TcpStream {
 
 /// The server's WebSocket configuration (see `src/admission/mod.rs`).
 fn ws_config(config: &Config) -> WebSocketConfig {
-    chatterbox::admission::Admission::new(&config.limits, &config.connection).ws_config()
+    chatterbox::admission::Admission::new(config, &[0; 32])
+        .expect("open mode")
+        .ws_config()
 }
 
 /// Writes everything queued: at once if the socket takes it, as a session does.

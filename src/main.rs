@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use chatterbox::admission::{TokenMinter, TokenRequest};
+use chatterbox::config::{Command, TokenArgs};
 use chatterbox::server::Listeners;
 use chatterbox::{Config, Server};
 
@@ -16,6 +18,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
+    if let Some(Command::Token(args)) = &config.command {
+        return mint_token(&config, args);
+    }
     if let Err(e) = config.validate() {
         eprintln!("chatterbox: {e}");
         return ExitCode::from(2);
@@ -52,6 +57,35 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%store, "listening on http://{local}");
     server.run(listeners, shutdown_signal()).await?;
     Ok(())
+}
+
+/// `chatterbox token`: prints a token signed with the configured secret (or a private key).
+fn mint_token(config: &Config, args: &TokenArgs) -> ExitCode {
+    let auth = &config.auth;
+    let minter = match (&args.private_key, &auth.auth_secret) {
+        (Some(path), _) => std::fs::read(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|pem| {
+                TokenMinter::from_private_pem(auth.auth_public_key_algorithm, &pem)
+                    .map_err(|e| format!("{} is not a usable private key: {e}", path.display()))
+            }),
+        (None, Some(secret)) => TokenMinter::hs256(secret).map_err(|e| e.to_string()),
+        (None, None) => Err("set AUTH_SECRET (or pass --private-key) to mint tokens".into()),
+    };
+    let mut request = TokenRequest::new(&args.user, args.ttl);
+    request.rooms = args.rooms.clone();
+    request.aud = args.audience.clone().or_else(|| auth.auth_audience.clone());
+    request.iss = auth.auth_issuer.clone();
+    match minter.and_then(|m| m.mint(&request).map_err(|e| e.to_string())) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chatterbox token: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, TokenSetupError};
 use crate::api;
 use crate::app::App;
 use crate::bus::{local::LocalBus, Bus};
@@ -40,6 +40,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot start token mode: {0}")]
+    Token(#[from] TokenSetupError),
     #[error("history writer did not drain within {0:?}: the latest messages may be lost")]
     HistoryNotDrained(Duration),
 }
@@ -80,6 +82,14 @@ impl Server {
             },
         };
         let store = Store::connect(&config.store.url(), &options).await?;
+        let admission = Admission::new(&config, &store.server_secret("resume_tickets").await?)?;
+        if admission.any_host() && !config.net.bind_addr.is_loopback() {
+            tracing::warn!(
+                bind_addr = %config.net.bind_addr,
+                "ALLOWED_HOSTS is empty: any Host header is accepted on a non-loopback address, \
+                 which leaves browsers open to DNS rebinding; set ALLOWED_HOSTS in production"
+            );
+        }
         let metrics = Metrics::new();
         let history = &config.history;
         let (writer_handle, writer) = HistoryWriter::spawn(
@@ -110,7 +120,7 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (ping_clock, ping_ticker) = PingClock::new(config.connection.ping_interval());
         let app = Arc::new(App {
-            admission: Admission::new(&config.limits, &config.connection),
+            admission,
             registry,
             bus: Bus::Local(LocalBus),
             history: writer_handle,

@@ -26,7 +26,8 @@ run() { # run LABEL BINARY N [generator flags…]
   db=$(mktemp -d)
   # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
   env RUST_LOG=warn PORT="$PORT" BIND_ADDR=127.0.0.1 DB_PATH="$db/chat.db" MAX_ROOMS=10000 \
-    MAX_ROOMS_CREATED_PER_IP=0 ${SERVER_ENV:-} "$binary" >"$OUT/$NAME-$label-$n.server.log" 2>&1 &
+    MAX_ROOMS_CREATED_PER_IP=0 \
+    MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTS_PER_IP_PER_SECOND=0 ${SERVER_ENV:-} "$binary" >"$OUT/$NAME-$label-$n.server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     (echo >/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break

@@ -26,6 +26,7 @@ run() {
   local db
   db=$(mktemp -d)
   RUST_LOG=warn PORT=$PORT BIND_ADDR=127.0.0.1 DB_PATH="$db/chat.db" MAX_ROOMS=10000 MAX_ROOMS_CREATED_PER_IP=0 \
+    MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTS_PER_IP_PER_SECOND=0 \
     "$BIN/chatterbox" >"$OUT/$name.server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do

@@ -105,9 +105,9 @@ async fn serve(stream: tokio::net::TcpStream, conn: u64, rooms: Rooms, faults: F
                 })
                 .to_string();
                 r.history.push(frame.clone());
-                let copies = if faults.drop_every.is_some_and(|n| id % n == 0) {
+                let copies = if faults.drop_every.is_some_and(|n| id.is_multiple_of(n)) {
                     0
-                } else if faults.dup_every.is_some_and(|n| id % n == 0) {
+                } else if faults.dup_every.is_some_and(|n| id.is_multiple_of(n)) {
                     2
                 } else {
                     1

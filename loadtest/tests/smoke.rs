@@ -22,6 +22,9 @@ async fn start_server() -> TestServer {
     let mut config = chatterbox::Config::default();
     config.store.db_path = dir.path().join("chat.db");
     config.store.database_url = None;
+    // Every generated client comes from 127.0.0.1.
+    config.admission.max_connections_per_ip = 0;
+    config.admission.max_connects_per_ip_per_second = 0;
     let server = chatterbox::Server::build(config).await.unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let listeners = chatterbox::Listeners {

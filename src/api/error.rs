@@ -30,9 +30,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
             ApiError::Upgrade(rejection) => return rejection.into_response(),
-            ApiError::BadRequest(_) | ApiError::Refused(Refusal::BadRequest(_)) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::Refused(refusal) => return refusal.into_response(),
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use super::ApiError;
 use crate::app::AppState;
+use crate::protocol::frames;
 use crate::session;
 use crate::ws::WsUpgrade;
 
@@ -16,20 +17,23 @@ pub(super) async fn upgrade(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, _body) = request.into_parts();
-    // Admission first: a bad name is the likelier mistake and gets the clearer answer.
-    let client = app.admission.admit(&parts, peer)?;
-    if app.is_shutting_down() {
-        return Err(ApiError::Unavailable("server is shutting down".into()));
-    }
+    // Admission first, before any upgrade work: who, from where, how many.
+    let admitted = app.admission.admit(&parts, peer, app.is_shutting_down())?;
     let ws = WsUpgrade::from_request_parts(&mut parts, &()).await?;
-    let (response, connection) = ws.accept(app.admission.ws_config());
+    let (response, connection) = ws.accept(app.admission.ws_config(), admitted.subprotocol);
     // Spawned on the session tracker, so shutdown also waits for upgrades in flight. The upgrade
     // future is boxed so its state is freed once it completes instead of staying in the task.
     let connection = Box::pin(connection);
+    let greeting = admitted
+        .resume_ticket
+        .as_deref()
+        .map(|ticket| frames::welcome(&admitted.client.user, ticket));
     let sessions = app.sessions.clone();
     sessions.spawn(async move {
         if let Some(connection) = connection.await {
-            session::run(connection, app, client).await;
+            let permit = admitted.permit; // the connection's place in the limits, until it ends
+            session::run(connection, app, admitted.client, greeting).await;
+            drop(permit);
         }
     });
     Ok(response)

@@ -6,6 +6,8 @@
 //! each field, grouped under a heading per concern. Units are in the names (`_seconds`, `_bytes`,
 //! `_ms`). Each component is handed its own group, never the whole configuration.
 
+mod admission;
+mod auth;
 mod connection;
 mod history;
 mod limits;
@@ -15,8 +17,10 @@ mod store;
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
+pub use admission::AdmissionConfig;
+pub use auth::{AuthConfig, PublicKeyAlgorithm};
 pub use connection::ConnectionConfig;
 pub use history::HistoryConfig;
 pub use limits::LimitsConfig;
@@ -55,6 +59,41 @@ pub struct Config {
     pub connection: ConnectionConfig,
     #[command(flatten)]
     pub rooms: RoomsConfig,
+    #[command(flatten)]
+    pub admission: AdmissionConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// Without a command, the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary can do besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Mint a signed token (for operators, scripts and tests) and print it alone on stdout:
+    /// HS256 from AUTH_SECRET, or RS256/ES256 from --private-key.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user the token names (its `sub`).
+    #[arg(long)]
+    pub user: String,
+    /// Rooms the token may join: names or patterns such as `team-*`, comma-separated (default:
+    /// any room).
+    #[arg(long, value_delimiter = ',')]
+    pub rooms: Option<Vec<String>>,
+    /// How long the token is valid, e.g. `90s`, `1h`, `7d`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// PEM private key to sign with instead of AUTH_SECRET (algorithm AUTH_PUBLIC_KEY_ALGORITHM).
+    #[arg(long)]
+    pub private_key: Option<std::path::PathBuf>,
+    /// `aud` to put in the token (default: AUTH_AUDIENCE, if set).
+    #[arg(long)]
+    pub audience: Option<String>,
 }
 
 impl Default for Config {
@@ -73,6 +112,8 @@ impl Config {
         self.history.validate()?;
         self.connection.validate()?;
         self.rooms.validate()?;
+        self.admission.validate()?;
+        self.auth.validate()?;
         Ok(())
     }
 }

@@ -38,6 +38,10 @@ pub(super) enum ServerMessage<'a> {
         from: u64,
         to: u64,
     },
+    Welcome {
+        user: &'a str,
+        resume: &'a str,
+    },
     Error {
         message: &'a str,
         code: &'a str,
@@ -66,6 +70,12 @@ pub fn leave(room: &str, user: &str) -> Frame {
 /// `{"type":"presence","room":R,"users":[…]}`; `users` sorted by the caller.
 pub fn presence(room: &str, users: &[&str]) -> Frame {
     encode(&ServerMessage::Presence { room, users }, 0)
+}
+
+/// `{"type":"welcome","user":U,"resume":T}`: the first frame for a client that asked for a
+/// resume ticket (`resume` in its upgrade URL), with its name as the server knows it.
+pub fn welcome(user: &str, resume: &str) -> Frame {
+    encode(&ServerMessage::Welcome { user, resume }, 0)
 }
 
 /// `{"type":"error",…}` for a refused request.

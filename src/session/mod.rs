@@ -45,10 +45,20 @@ use delivery::{FeedItem, Rooms, ToWrite};
 ///
 /// Not an `async fn`: its arguments would stay in the future beside the session they move into,
 /// and every idle connection would carry that copy.
-pub fn run(mut socket: WsConnection, app: Arc<App>, client: Client) -> impl Future<Output = ()> {
+///
+/// `greeting` is written first: the `welcome` frame with a resume ticket, when the client asked.
+pub fn run(
+    mut socket: WsConnection,
+    app: Arc<App>,
+    client: Client,
+    greeting: Option<Frame>,
+) -> impl Future<Output = ()> {
     app.metrics.connections_opened.increment(1);
     app.metrics.connections_open.increment(1.0);
     socket.record_fanout_latency(app.metrics.fanout_latency.clone());
+    if let Some(greeting) = greeting {
+        socket.queue(greeting);
+    }
     let mut session = Session {
         app,
         user: client.user,

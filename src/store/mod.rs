@@ -19,6 +19,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("no randomness for a server secret: {0}")]
+    Randomness(String),
     #[error(
         "unsupported store URL {0:?}: use sqlite:PATH (PostgreSQL arrives with multi-node support)"
     )]
@@ -90,6 +92,16 @@ impl Store {
     ) -> Result<Vec<ChatRecord>, StoreError> {
         match self {
             Store::Sqlite(s) => s.before(room, before, limit).await,
+        }
+    }
+
+    /// The server's secret called `name`: made (32 random bytes) on first use, the same ever
+    /// after — also for every other server on this store.
+    pub async fn server_secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| StoreError::Randomness(e.to_string()))?;
+        match self {
+            Store::Sqlite(s) => s.server_secret(name, &fresh).await,
         }
     }
 

@@ -99,18 +99,24 @@ impl WsUpgrade {
     /// The `101 Switching Protocols` response, and the connection it turns into once hyper has
     /// sent it (`None` if the client went away first). Spawn the connection's work; return the
     /// response from the handler.
+    /// `subprotocol` is selected in the response (it must be one the client offered).
     pub fn accept(
         self,
         config: WebSocketConfig,
+        subprotocol: Option<&'static str>,
     ) -> (
         Response,
         impl std::future::Future<Output = Option<WsConnection>> + Send + 'static,
     ) {
-        let response = Response::builder()
+        let mut response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::CONNECTION, "upgrade")
             .header(header::UPGRADE, "websocket")
-            .header(header::SEC_WEBSOCKET_ACCEPT, self.accept_key)
+            .header(header::SEC_WEBSOCKET_ACCEPT, self.accept_key);
+        if let Some(subprotocol) = subprotocol {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, subprotocol);
+        }
+        let response = response
             .body(Body::empty())
             .expect("static headers and a derived key are valid");
         let on_upgrade = self.on_upgrade;

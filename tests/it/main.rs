@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admission;
 mod browser;
 mod chat;
 mod dashboard;

@@ -119,7 +119,7 @@ async fn steady_traffic(
         alice.chat("lobby", &format!("tick {n}")).await;
         alice.recv_type("chat").await;
         bob.recv_type("chat").await;
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             let mut dave = TestClient::connect(&format!("{ws_url}dave{n}")).await;
             dave.join("lobby").await;
             dave.chat("lobby", "hi and bye").await;

@@ -96,10 +96,14 @@ impl TestServerBuilder {
 }
 
 impl TestServer {
-    /// A builder starting from the default settings, with no store URL from the environment.
+    /// A builder starting from the default settings, with no store URL from the environment and
+    /// no per-address connection limits (every test client comes from 127.0.0.1; the tests of
+    /// those limits turn them on).
     pub fn builder() -> TestServerBuilder {
         let mut config = chatterbox::Config::default();
         config.store.database_url = None;
+        config.admission.max_connections_per_ip = 0;
+        config.admission.max_connects_per_ip_per_second = 0;
         TestServerBuilder {
             config,
             db_path: None,

@@ -1,0 +1,175 @@
+//! Where a browser request comes from: the `Host` it was sent to (against DNS rebinding) and
+//! the `Origin` of the page that opened it (against cross-site WebSocket hijacking).
+
+use axum::http::{header, HeaderMap};
+
+/// Why a request's host or origin is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginRefusal {
+    #[error("host {0:?} is not served here (ALLOWED_HOSTS)")]
+    Host(String),
+    #[error("requests need a Host header")]
+    NoHost,
+    #[error("origin {0:?} may not open WebSockets here (ALLOWED_ORIGINS)")]
+    Origin(String),
+}
+
+/// The configured host and origin rules.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    /// Lowercased `host` or `host:port`; empty = any.
+    hosts: Vec<String>,
+    origins: Origins,
+}
+
+#[derive(Debug, Clone)]
+enum Origins {
+    Any,
+    /// Only the request's own host.
+    SameHost,
+    /// Lowercased `scheme://host[:port]`.
+    List(Vec<String>),
+}
+
+impl OriginPolicy {
+    pub fn new(allowed_hosts: &str, allowed_origins: &str) -> Self {
+        let list = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(|item| item.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|item| !item.is_empty())
+                .collect()
+        };
+        let origins = match allowed_origins.trim() {
+            "*" => Origins::Any,
+            "" => Origins::SameHost,
+            other => Origins::List(list(other)),
+        };
+        OriginPolicy {
+            hosts: list(allowed_hosts),
+            origins,
+        }
+    }
+
+    /// Whether any Host is accepted (worth a warning on a public address).
+    pub fn any_host(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// Checks `Host` and `Origin`; `forwarded_host` is the host a trusted proxy says the client
+    /// asked for.
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        forwarded_host: Option<&str>,
+    ) -> Result<(), OriginRefusal> {
+        let host = forwarded_host
+            .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+            .map(str::to_ascii_lowercase);
+        if !self.hosts.is_empty() {
+            let host = host.as_deref().ok_or(OriginRefusal::NoHost)?;
+            if !self.hosts.iter().any(|allowed| host_matches(allowed, host)) {
+                return Err(OriginRefusal::Host(host.to_string()));
+            }
+        }
+        // Non-browser clients send no Origin; they cannot be hijacked through a page.
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return Ok(());
+        };
+        let origin = origin.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        let allowed = match &self.origins {
+            Origins::Any => origin != "null",
+            Origins::List(list) => list.contains(&origin),
+            Origins::SameHost => host
+                .as_deref()
+                .is_some_and(|host| authority(&origin) == Some(host)),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(OriginRefusal::Origin(origin))
+        }
+    }
+}
+
+/// `allowed` is `host` or `host:port`; a bare host matches any port.
+fn host_matches(allowed: &str, host: &str) -> bool {
+    match split_port(allowed) {
+        (_, Some(_)) => allowed == host,
+        (name, None) => split_port(host).0 == name,
+    }
+}
+
+/// `name[:port]`, `[v6]` or `[v6]:port` into the name (without brackets) and the port.
+fn split_port(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        let (name, after) = rest.split_once(']').unwrap_or((rest, ""));
+        return (name, after.strip_prefix(':'));
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        _ => (host, None),
+    }
+}
+
+/// The `host[:port]` of an origin (`https://chat.example.com:8443`), `None` for `null` or
+/// anything without a scheme.
+fn authority(origin: &str) -> Option<&str> {
+    let (_, rest) = origin.split_once("://")?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(header::HOST, host.parse().unwrap());
+        if let Some(origin) = origin {
+            map.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn by_default_an_origin_must_be_the_requests_own_host() {
+        let policy = OriginPolicy::new("", "");
+        let ok = |host, origin| policy.check(&headers(host, origin), None).is_ok();
+        assert!(ok("chat.example:8080", None), "no Origin: not a browser");
+        assert!(ok("chat.example:8080", Some("http://chat.example:8080")));
+        assert!(ok("CHAT.example:8080", Some("http://chat.EXAMPLE:8080")));
+        assert!(!ok("chat.example:8080", Some("http://evil.example")));
+        assert!(!ok("chat.example:8080", Some("http://chat.example:9999")));
+        assert!(!ok("chat.example:8080", Some("null")));
+    }
+
+    #[test]
+    fn listed_or_any_origins() {
+        let listed = OriginPolicy::new("", "https://app.example, https://other.example/");
+        let ok = |p: &OriginPolicy, origin| p.check(&headers("api.example", Some(origin)), None);
+        assert!(ok(&listed, "https://app.example").is_ok());
+        assert!(ok(&listed, "https://other.example").is_ok());
+        assert!(ok(&listed, "https://api.example").is_err(), "only the list");
+        let any = OriginPolicy::new("", "*");
+        assert!(ok(&any, "https://anything.example").is_ok());
+        assert!(ok(&any, "null").is_err(), "null is never allowed");
+    }
+
+    #[test]
+    fn hosts_are_checked_with_or_without_port() {
+        let policy = OriginPolicy::new("chat.example, localhost:8080", "");
+        let check = |host| policy.check(&headers(host, None), None);
+        assert!(check("chat.example").is_ok());
+        assert!(
+            check("chat.example:443").is_ok(),
+            "a bare host allows any port"
+        );
+        assert!(check("localhost:8080").is_ok());
+        assert_eq!(
+            check("localhost:9000"),
+            Err(OriginRefusal::Host("localhost:9000".into()))
+        );
+        assert!(check("rebound.attacker.example").is_err());
+        assert!(policy.check(&HeaderMap::new(), None).is_err(), "no Host");
+    }
+}

@@ -1,0 +1,414 @@
+//! Admission before the upgrade: origins and hosts, signed tokens, connection limits, trusted
+//! proxies and resume-first — each refusal with its documented status and JSON reason.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chatterbox::admission::{TokenMinter, TokenRequest};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::support::{TestClient, TestServer, TIMEOUT};
+
+const SECRET: &str = "an-integration-test-secret-of-32-bytes";
+
+/// What an upgrade attempt got: connected (with the response's selected subprotocol), or
+/// refused with a status, headers and JSON body.
+enum Outcome {
+    Connected(Box<TestClient>, Option<String>),
+    Refused(u16, Option<String>, Value),
+}
+
+impl Outcome {
+    #[track_caller]
+    fn refused(self) -> (u16, Option<String>, Value) {
+        match self {
+            Outcome::Refused(status, retry_after, body) => (status, retry_after, body),
+            Outcome::Connected(..) => panic!("expected a refusal, got a connection"),
+        }
+    }
+
+    #[track_caller]
+    fn connected(self) -> (Box<TestClient>, Option<String>) {
+        match self {
+            Outcome::Connected(client, protocol) => (client, protocol),
+            Outcome::Refused(status, _, body) => panic!("refused with {status}: {body}"),
+        }
+    }
+}
+
+/// Opens `/ws{query}` with extra request headers.
+async fn upgrade(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> Outcome {
+    let mut request = format!("ws://{}/ws{query}", server.addr)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let connect = tokio_tungstenite::connect_async(request);
+    match tokio::time::timeout(TIMEOUT, connect)
+        .await
+        .expect("answered")
+    {
+        Ok((ws, response)) => {
+            let protocol = response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap().to_string());
+            Outcome::Connected(Box::new(TestClient { ws }), protocol)
+        }
+        Err(WsError::Http(response)) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = response.body().as_deref().unwrap_or_default();
+            let json = serde_json::from_slice(body).expect("refusals are JSON");
+            Outcome::Refused(status, retry_after, json)
+        }
+        Err(e) => panic!("upgrade failed: {e}"),
+    }
+}
+
+fn token(user: &str, ttl: Duration) -> String {
+    let minter = TokenMinter::hs256(SECRET).unwrap();
+    minter.mint(&TokenRequest::new(user, ttl)).unwrap()
+}
+
+async fn token_server() -> TestServer {
+    TestServer::start_with(|c| c.auth.auth_secret = Some(SECRET.into())).await
+}
+
+#[tokio::test]
+async fn a_browser_origin_must_be_the_servers_own_host_by_default() {
+    let server = TestServer::start().await;
+    let own = format!("http://{}", server.addr);
+    upgrade(&server, "?user=a", &[("origin", &own)])
+        .await
+        .connected();
+    upgrade(&server, "?user=b", &[]).await.connected(); // no Origin: wscat, bots
+    for origin in ["http://evil.example", "null"] {
+        let (status, _, body) = upgrade(&server, "?user=c", &[("origin", origin)])
+            .await
+            .refused();
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (403, Some("origin")),
+            "{origin}"
+        );
+    }
+    server.shutdown().await;
+
+    let listed = TestServer::start_with(|c| {
+        c.admission.allowed_origins = "https://app.example".into();
+    })
+    .await;
+    upgrade(&listed, "?user=a", &[("origin", "https://app.example")])
+        .await
+        .connected();
+    let own = format!("http://{}", listed.addr);
+    assert_eq!(
+        upgrade(&listed, "?user=b", &[("origin", &own)])
+            .await
+            .refused()
+            .0,
+        403
+    );
+    listed.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_host_headers_are_refused_against_dns_rebinding() {
+    let server =
+        TestServer::start_with(|c| c.admission.allowed_hosts = "chat.example".into()).await;
+    upgrade(&server, "?user=a", &[("host", "chat.example")])
+        .await
+        .connected();
+    let (status, _, body) = upgrade(&server, "?user=b", &[]).await.refused(); // Host: 127.0.0.1:port
+    assert_eq!((status, body["reason"].as_str()), (403, Some("host")));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_mode_needs_a_valid_token_and_the_name_is_its_subject() {
+    let server = token_server().await;
+    let (status, _, body) = upgrade(&server, "?user=alice", &[]).await.refused();
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("token is required"),
+        "{body}"
+    );
+    let expired = {
+        let mut request = TokenRequest::new("alice", Duration::ZERO);
+        request.exp -= 3600;
+        TokenMinter::hs256(SECRET).unwrap().mint(&request).unwrap()
+    };
+    let forged = TokenMinter::hs256("some-other-secret-of-thirty-two-bytes")
+        .unwrap()
+        .mint(&TokenRequest::new("alice", Duration::from_secs(60)))
+        .unwrap();
+    for (bad, reason) in [
+        (expired.as_str(), "token expired"),
+        (forged.as_str(), "signature"),
+        ("garbage", "malformed"),
+    ] {
+        let (status, _, body) = upgrade(&server, &format!("?token={bad}"), &[])
+            .await
+            .refused();
+        assert_eq!(status, 401, "{reason}");
+        assert!(body["error"].as_str().unwrap().contains(reason), "{body}");
+    }
+    // ?token=, Authorization: Bearer, and the subprotocol a browser can set; `?user=` is ignored.
+    let good = token("alice", Duration::from_secs(60));
+    let (mut a, _) = upgrade(&server, &format!("?token={good}&user=mallory"), &[])
+        .await
+        .connected();
+    assert_eq!(a.join("r").await["users"], serde_json::json!(["alice"]));
+    let bearer = format!("Bearer {}", token("bob", Duration::from_secs(60)));
+    upgrade(&server, "", &[("authorization", &bearer)])
+        .await
+        .connected();
+    let offer = format!(
+        "chatterbox, auth.{}",
+        token("carol", Duration::from_secs(60))
+    );
+    let (_, selected) = upgrade(&server, "", &[("sec-websocket-protocol", &offer)])
+        .await
+        .connected();
+    assert_eq!(
+        selected.as_deref(),
+        Some("chatterbox"),
+        "the server selects chatterbox"
+    );
+    let alone = format!("auth.{good}");
+    let (status, ..) = upgrade(&server, "", &[("sec-websocket-protocol", &alone)])
+        .await
+        .refused();
+    assert_eq!(
+        status, 400,
+        "a token subprotocol needs chatterbox beside it"
+    );
+    let bad_subject = token("\u{202E}evil", Duration::from_secs(60));
+    let (status, _, body) = upgrade(&server, &format!("?token={bad_subject}"), &[])
+        .await
+        .refused();
+    assert_eq!(status, 401);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a valid user name"));
+    server.shutdown().await;
+}
+
+/// Per-address limits answer 429 with a jittered Retry-After; the server's own limit 503.
+#[tokio::test]
+async fn connection_limits_per_address_and_in_total() {
+    let server = TestServer::start_with(|c| {
+        c.admission.max_connections_per_ip = 2;
+        c.admission.max_connections = Some(4);
+        c.admission.resume_reserve_percent = 0;
+    })
+    .await;
+    let url = server.ws_url("u");
+    let from = |last: u8| IpAddr::from([127, 0, 0, last]);
+    let _a = TestClient::connect_from(&url, from(1)).await;
+    let _b = TestClient::connect_from(&url, from(1)).await;
+    let (status, retry_after, body) = upgrade(&server, "?user=u", &[]).await.refused();
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (429, Some("address_connections"))
+    );
+    assert!(
+        retry_after.is_some(),
+        "every limit refusal says when to retry"
+    );
+    let _c = TestClient::connect_from(&url, from(2)).await;
+    let _d = TestClient::connect_from(&url, from(3)).await;
+    let full = refused_from(&url, from(4)).await;
+    assert_eq!(full.0, 503);
+    let retry: u64 = full.1.unwrap().parse().unwrap();
+    assert!((5..=10).contains(&retry), "jittered Retry-After: {retry}");
+    server.shutdown().await;
+
+    let rate = TestServer::start_with(|c| c.admission.max_connects_per_ip_per_second = 1).await;
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        kept.push(rate.connect("u").await); // the burst
+    }
+    let (status, retry_after, body) = upgrade(&rate, "?user=u", &[]).await.refused();
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (429, Some("address_rate"))
+    );
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    rate.shutdown().await;
+}
+
+/// An upgrade from `source` that must be refused: its status and Retry-After.
+async fn refused_from(url: &str, source: IpAddr) -> (u16, Option<String>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let addr = url.trim_start_matches("ws://").split('/').next().unwrap();
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    match tokio_tungstenite::client_async(url, stream).await {
+        Err(WsError::Http(response)) => (
+            response.status().as_u16(),
+            response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string()),
+        ),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// Resume first: a full server refuses new arrivals but admits a client that presents the
+/// resume ticket it was given on an earlier connection.
+#[tokio::test]
+async fn a_full_server_still_admits_a_client_that_resumes() {
+    let server = TestServer::start_with(|c| {
+        c.admission.max_connections = Some(3);
+        c.admission.resume_reserve_percent = 34; // new arrivals may take 2 of the 3
+    })
+    .await;
+    let (mut alice, _) = upgrade(&server, "?user=alice&resume=", &[])
+        .await
+        .connected();
+    let welcome = alice.recv().await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["user"], "alice");
+    let ticket = welcome["resume"].as_str().unwrap().to_string();
+    let _bob = server.connect("bob").await;
+    let (status, _, body) = upgrade(&server, "?user=carol", &[]).await.refused();
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (503, Some("server_full"))
+    );
+    // alice's connection drops; she comes back with her ticket and gets the reserved place.
+    drop(alice);
+    let (mut back, _) = upgrade(&server, &format!("?user=alice&resume={ticket}"), &[])
+        .await
+        .connected();
+    assert_eq!(back.recv().await["type"], "welcome", "and a fresh ticket");
+    let (status, ..) = upgrade(&server, &format!("?user=mallory&resume={ticket}"), &[])
+        .await
+        .refused();
+    assert_eq!(status, 503, "a ticket is for its own user only");
+    server.shutdown().await;
+}
+
+/// Behind a trusted proxy, per-address limits count the client the proxy names; anybody else's
+/// X-Forwarded-For is ignored.
+#[tokio::test]
+async fn only_trusted_proxies_name_the_client() {
+    let server = TestServer::start_with(|c| {
+        c.admission.max_connections_per_ip = 1;
+        c.admission.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let forwarded = |ip: &'static str| [("x-forwarded-for", ip)];
+    let _one = upgrade(&server, "?user=a", &forwarded("198.51.100.1"))
+        .await
+        .connected();
+    let _two = upgrade(&server, "?user=b", &forwarded("198.51.100.2"))
+        .await
+        .connected();
+    let (status, ..) = upgrade(&server, "?user=c", &forwarded("198.51.100.1"))
+        .await
+        .refused();
+    assert_eq!(status, 429, "198.51.100.1 has its one connection");
+    server.shutdown().await;
+
+    let untrusted = TestServer::start_with(|c| c.admission.max_connections_per_ip = 1).await;
+    let _one = upgrade(&untrusted, "?user=a", &forwarded("198.51.100.1"))
+        .await
+        .connected();
+    let (status, ..) = upgrade(&untrusted, "?user=b", &forwarded("198.51.100.2"))
+        .await
+        .refused();
+    assert_eq!(
+        status, 429,
+        "without trust, the header is ignored: both are 127.0.0.1"
+    );
+    untrusted.shutdown().await;
+}
+
+/// `chatterbox token` prints a token alone on stdout that a server with the same secret accepts.
+#[tokio::test]
+async fn the_token_command_mints_tokens_the_server_accepts() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatterbox"))
+        .args([
+            "token",
+            "--user",
+            "dave",
+            "--rooms",
+            "team-*,lobby",
+            "--ttl",
+            "10m",
+        ])
+        .env("AUTH_SECRET", SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.trim_end();
+    assert_eq!(token.lines().count(), 1, "the token alone");
+    let server = token_server().await;
+    let (mut dave, _) = upgrade(&server, &format!("?token={token}"), &[])
+        .await
+        .connected();
+    assert_eq!(
+        dave.join("lobby").await["users"],
+        serde_json::json!(["dave"])
+    );
+    server.shutdown().await;
+
+    let without = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatterbox"))
+        .args(["token", "--user", "dave"])
+        .env_remove("AUTH_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(without.status.code(), Some(2), "no secret: a clear error");
+}
+
+/// Refusals are counted by reason.
+#[tokio::test]
+async fn refusals_are_counted() {
+    let server = TestServer::builder().metrics_listener().start().await;
+    let before = refused_count(&server, "origin").await;
+    upgrade(&server, "?user=a", &[("origin", "http://evil.example")])
+        .await
+        .refused();
+    // Other tests in this process refuse origins too: at least this one was counted.
+    assert!(refused_count(&server, "origin").await >= before + 1.0);
+    server.shutdown().await;
+}
+
+async fn refused_count(server: &TestServer, reason: &str) -> f64 {
+    let metrics = reqwest::get(format!("http://{}/metrics", server.metrics_addr.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("chatterbox_connections_refused_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
