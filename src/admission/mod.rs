@@ -103,17 +103,11 @@ impl Admission {
         shutting_down: bool,
     ) -> Result<Admitted, Refusal> {
         let headers = &parts.headers;
-        let from_proxy = self.addresses.from_trusted_proxy(peer);
-        let forwarded_host = from_proxy
-            .then(|| headers.get("x-forwarded-host"))
-            .flatten()
-            .and_then(|h| h.to_str().ok());
-        self.origins.check(headers, forwarded_host)?;
+        let (user, grant) = self.check_identity(parts, peer)?;
         let address = quota_address(self.addresses.resolve(peer, headers));
         let Query(params) = Query::<ConnectParams>::try_from_uri(&parts.uri)
             .map_err(|_| Refusal::BadRequest("the query string is not valid".into()))?;
         let offered = offered_subprotocols(headers);
-        let (user, grant) = self.identify(&params, headers, &offered)?;
         let resuming = params
             .resume
             .as_deref()
@@ -132,6 +126,27 @@ impl Admission {
             permit,
             subprotocol: offered.contains(&SUBPROTOCOL).then_some(SUBPROTOCOL),
         })
+    }
+
+    /// What `admit` would decide about who the client is — origin, host and identity — without
+    /// taking a connection's place: for a page to check a name or token before it connects
+    /// (a browser cannot read why a WebSocket handshake failed).
+    pub fn check_identity(
+        &self,
+        parts: &Parts,
+        peer: SocketAddr,
+    ) -> Result<(String, Option<Grant>), Refusal> {
+        let headers = &parts.headers;
+        let forwarded_host = self
+            .addresses
+            .from_trusted_proxy(peer)
+            .then(|| headers.get("x-forwarded-host"))
+            .flatten()
+            .and_then(|h| h.to_str().ok());
+        self.origins.check(headers, forwarded_host)?;
+        let Query(params) = Query::<ConnectParams>::try_from_uri(&parts.uri)
+            .map_err(|_| Refusal::BadRequest("the query string is not valid".into()))?;
+        self.identify(&params, headers, &offered_subprotocols(headers))
     }
 
     /// The user, and in token mode what the token grants.

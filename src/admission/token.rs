@@ -241,6 +241,15 @@ impl RoomPatterns {
         }
     }
 
+    /// The patterns, as given.
+    pub fn patterns(&self) -> Vec<&str> {
+        self.exact
+            .iter()
+            .chain(&self.globs)
+            .map(String::as_str)
+            .collect()
+    }
+
     pub fn allows(&self, room: &str) -> bool {
         self.exact.contains(room) || self.globs.iter().any(|glob| glob_matches(glob, room))
     }

@@ -2,6 +2,7 @@
 //! browser client, assembled into one router.
 //!
 //! - [`websocket`]: `GET /ws` — admission, upgrade, session.
+//! - [`session`]: `GET /api/session` — the page's check of a name or token before it connects.
 //! - [`rooms`], [`history`]: the read-only REST API.
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`assets`]: the browser client.
@@ -12,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod history;
 pub mod rooms;
+pub mod session;
 pub mod websocket;
 
 use std::time::Instant;
@@ -32,6 +34,7 @@ use crate::app::AppState;
 pub fn router(app: AppState, with_metrics: bool) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
+        .route("/api/session", get(session::check))
         .route("/api/rooms", get(rooms::list_rooms))
         .route("/api/rooms/{name}", get(rooms::room_details))
         .route("/api/rooms/{name}/messages", get(history::room_messages))

@@ -412,3 +412,44 @@ async fn refused_count(server: &TestServer, reason: &str) -> f64 {
         .find_map(|line| line.strip_prefix(&series))
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
+
+/// `GET /api/session` answers exactly what the upgrade would decide about the client, so the
+/// page can show why before it connects.
+#[tokio::test]
+async fn the_page_can_check_a_name_or_token_before_connecting() {
+    let server = TestServer::start().await;
+    let (status, body) = server.get_json("/api/session?user=%EF%BD%81lice").await; // ａlice
+    assert_eq!((status, body["user"].as_str()), (200, Some("alice")));
+    assert_eq!(body["mode"], "open");
+    let (status, body) = server.get_json("/api/session?user=a%E2%80%8Bb").await; // zero-width
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("invisible"),
+        "{body}"
+    );
+    let evil = reqwest::Client::new()
+        .get(server.url("/api/session?user=alice"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status().as_u16(), 403);
+    server.shutdown().await;
+
+    let server = token_server().await;
+    let (status, _) = server.get_json("/api/session").await;
+    assert_eq!(status, 401);
+    let response = reqwest::Client::new()
+        .get(server.url("/api/session"))
+        .bearer_auth(token("erin", Duration::from_secs(60)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["user"].as_str(), body["mode"].as_str()),
+        (Some("erin"), Some("token"))
+    );
+    server.shutdown().await;
+}
