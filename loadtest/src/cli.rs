@@ -112,6 +112,22 @@ pub struct Options {
     #[serde(serialize_with = "secs")]
     pub connect_timeout: Duration,
 
+    /// Token mode: connect every client with this token (they all become its user).
+    #[arg(long, conflicts_with = "auth_secret")]
+    #[serde(skip)]
+    pub token: Option<String>,
+
+    /// Token mode: mint an HS256 token per client for its own name with this secret (the
+    /// server's AUTH_SECRET).
+    #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
+    #[serde(skip)]
+    pub auth_secret: Option<String>,
+
+    /// Ask for resume tickets and present them when reconnecting (reconnect-storm), so the
+    /// server admits reconnects ahead of new arrivals.
+    #[arg(long)]
+    pub resume: bool,
+
     /// Local addresses to bind client sockets to, round-robin (e.g.
     /// 127.0.0.1,127.0.0.2,…): each gives another ~28k ephemeral ports.
     #[arg(long, value_delimiter = ',')]

@@ -1,8 +1,10 @@
 //! One WebSocket client: connect (optionally from a chosen source address) and join.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::atomic::{AtomicUsize, Ordering},
+    sync::Mutex,
     time::Duration,
 };
 
@@ -15,6 +17,7 @@ use tokio_tungstenite::{
 };
 
 use crate::frame::{classify, history_len, Frame};
+use crate::identity::Identity;
 
 /// An open client connection.
 pub type Ws = WebSocketStream<TcpStream>;
@@ -83,6 +86,9 @@ pub struct Connector {
     next_source: AtomicUsize,
     config: WebSocketConfig,
     timeout: Duration,
+    identity: Identity,
+    /// With `--resume`: each user's latest resume ticket (from the server's `welcome`).
+    tickets: Option<Mutex<HashMap<String, String>>>,
 }
 
 impl Connector {
@@ -114,7 +120,60 @@ impl Connector {
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(0),
             timeout,
+            identity: Identity::Name,
+            tickets: None,
         })
+    }
+
+    /// Connects as `identity` says.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Asks for resume tickets and presents each user's on its next connect, so reconnects are
+    /// admitted ahead of new arrivals.
+    pub fn with_resume(mut self) -> Self {
+        self.tickets = Some(Mutex::default());
+        self
+    }
+
+    /// The query parameters that say who `user` is (and which ticket it resumes with).
+    fn credentials(&self, user: &str) -> Result<String, ClientError> {
+        let mut query = format!("user={user}");
+        if let Some(token) = self.identity.token_for(user) {
+            let token = token.map_err(|_| ClientError::Handshake("mint-token".into()))?;
+            query.push_str("&token=");
+            query.push_str(&token);
+        }
+        if let Some(tickets) = &self.tickets {
+            let tickets = tickets.lock().expect("not poisoned");
+            query.push_str("&resume=");
+            query.push_str(tickets.get(user).map_or("", String::as_str));
+        }
+        Ok(query)
+    }
+
+    /// With `--resume`, the server's first frame is `welcome` with the next ticket.
+    async fn take_ticket(&self, ws: &mut Ws, user: &str) -> Result<(), ClientError> {
+        let Some(tickets) = &self.tickets else {
+            return Ok(());
+        };
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let welcome: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|_| ClientError::Handshake("welcome-not-json".into()))?;
+                let ticket = welcome["resume"]
+                    .as_str()
+                    .ok_or_else(|| ClientError::Handshake("no-welcome".into()))?;
+                tickets
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(user.to_string(), ticket.to_string());
+                Ok(())
+            }
+            _ => Err(ClientError::Handshake("no-welcome".into())),
+        }
     }
 
     /// TCP connect + WebSocket upgrade as `user`.
@@ -122,11 +181,12 @@ impl Connector {
         let attempt = async {
             let stream = self.tcp().await.map_err(|e| ClientError::from_io(&e))?;
             let sep = if self.url.contains('?') { '&' } else { '?' };
-            let request = format!("{}{sep}user={user}", self.url);
-            let (ws, _resp) =
+            let request = format!("{}{sep}{}", self.url, self.credentials(user)?);
+            let (mut ws, _resp) =
                 tokio_tungstenite::client_async_with_config(request, stream, Some(self.config))
                     .await
                     .map_err(ClientError::from_ws)?;
+            self.take_ticket(&mut ws, user).await?;
             Ok(ws)
         };
         tokio::time::timeout(self.timeout, attempt)

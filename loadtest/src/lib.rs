@@ -20,6 +20,7 @@ pub mod churn;
 pub mod cli;
 pub mod client;
 pub mod frame;
+pub mod identity;
 pub mod joins;
 pub mod measure;
 pub mod member;

@@ -19,6 +19,7 @@ use crate::{
     churn::churner,
     cli::{Options, Scenario},
     client::Connector,
+    identity::Identity,
     joins::{joiner, start_scheduler, Queue},
     measure::{Resources, Snapshot},
     member::member,
@@ -44,8 +45,17 @@ pub async fn run_once(opts: Options) -> Result<RunResult> {
     let per_room_extra =
         opts.seed_history() > 0 || (opts.scenario == Scenario::Joins && !opts.no_anchor);
     raise_fd_limit(u64::from(plan.clients) + u64::from(per_room_extra) * u64::from(plan.rooms))?;
-    let connector =
-        Connector::new(&opts.url, opts.source_addrs.clone(), opts.connect_timeout).await?;
+    let connector = Connector::new(&opts.url, opts.source_addrs.clone(), opts.connect_timeout)
+        .await?
+        .with_identity(Identity::new(
+            opts.token.as_deref(),
+            opts.auth_secret.as_deref(),
+        )?);
+    let connector = if opts.resume {
+        connector.with_resume()
+    } else {
+        connector
+    };
     let probe = ServerProbe::new(opts.server_pid, &opts.url, opts.metrics_url.as_deref());
     let (control_tx, control_rx) = watch::channel(Control::Ramp);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
