@@ -23,7 +23,7 @@ use crate::config::{Config, ConfigError, NetConfig};
 use crate::history::{
     self, HistoryReader, HistoryWriter, RetentionPolicy, WriterSettings, WriterTask,
 };
-use crate::net;
+use crate::net::{self, HttpLimits};
 use crate::ping::{PingClock, PingTicker};
 use crate::rooms::{RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 use crate::store::{SqliteOptions, Store, StoreError, StoreOptions};
@@ -143,7 +143,13 @@ impl Server {
             shutdown,
             ping_ticker,
         } = self;
-        let grace = app.config.net.shutdown_grace();
+        let net_config = &app.config.net;
+        let grace = net_config.shutdown_grace();
+        let limits = HttpLimits {
+            max_header_bytes: net_config.max_request_header_bytes,
+            header_read_timeout: net_config.header_read_timeout(),
+            write_timeout: net_config.http_write_timeout(),
+        };
         let metrics_server = listeners.metrics.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "metrics listening");
@@ -151,6 +157,7 @@ impl Server {
             tokio::spawn(net::serve(
                 listener,
                 api::metrics_router(),
+                limits,
                 app.shutting_down(),
                 grace,
             ))
@@ -162,6 +169,7 @@ impl Server {
         net::serve(
             listeners.http,
             router,
+            limits,
             async move {
                 stop.await;
                 tracing::info!("shutting down: closing connections and flushing history");

@@ -48,6 +48,8 @@ pub fn recorder() -> &'static Recorder {
         let process = metrics_process::Collector::new("chatterbox_");
         process.describe();
         describe_all();
+        // Registered now so it is exposed at 0 before the first event, like the others.
+        let _ = metrics::counter!("chatterbox_http_write_timeouts_total");
         Recorder { handle, process }
     })
 }
@@ -163,6 +165,10 @@ fn describe_all() {
         "chatterbox_http_request_duration_seconds",
         metrics::Unit::Seconds,
         "HTTP request latency, by route."
+    );
+    describe_counter!(
+        "chatterbox_http_write_timeouts_total",
+        "HTTP connections dropped because the client did not take a response within HTTP_WRITE_TIMEOUT_SECONDS."
     );
 }
 

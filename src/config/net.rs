@@ -1,11 +1,14 @@
-//! Where the server listens and how it stops.
+//! Where the server listens, what one HTTP client may send and take, and how it stops.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{positive_seconds, seconds, ConfigError};
+use super::{at_least, at_most, positive_seconds, seconds, ConfigError};
+
+/// hyper cannot buffer less than this; a smaller header cap would be silently raised.
+const MIN_HEADER_BYTES: usize = 8192;
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Network")]
@@ -27,6 +30,21 @@ pub struct NetConfig {
     #[arg(long, env = "CORS_ALLOW_ORIGIN", default_value = "*")]
     pub cors_allow_origin: String,
 
+    /// Largest HTTP request head (request line and headers) a client may send; a larger one is
+    /// answered with 431 and the connection closed. This is also all hyper buffers per request.
+    #[arg(long, env = "MAX_REQUEST_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_request_header_bytes: usize,
+
+    /// Seconds a client may take to send a request head, and an idle keep-alive connection may
+    /// wait for its next request, before the connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    pub header_read_timeout_seconds: f64,
+
+    /// Seconds a response may take to reach the client once its socket stops taking data; a
+    /// client that does not read is then dropped and its response freed.
+    #[arg(long, env = "HTTP_WRITE_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    pub http_write_timeout_seconds: f64,
+
     /// Seconds to drain clients and flush history on SIGTERM/SIGINT before exiting anyway.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10.0)]
     pub shutdown_grace_seconds: f64,
@@ -34,10 +52,37 @@ pub struct NetConfig {
 
 impl NetConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        positive_seconds("SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds)
+        positive_seconds("SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds)?;
+        positive_seconds(
+            "HEADER_READ_TIMEOUT_SECONDS",
+            self.header_read_timeout_seconds,
+        )?;
+        positive_seconds(
+            "HTTP_WRITE_TIMEOUT_SECONDS",
+            self.http_write_timeout_seconds,
+        )?;
+        at_least(
+            "MAX_REQUEST_HEADER_BYTES",
+            self.max_request_header_bytes,
+            MIN_HEADER_BYTES,
+        )?;
+        at_most(
+            "MAX_REQUEST_HEADER_BYTES",
+            self.max_request_header_bytes as u64,
+            1024 * 1024,
+        )?;
+        Ok(())
     }
 
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace_seconds)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        seconds(self.header_read_timeout_seconds)
+    }
+
+    pub fn http_write_timeout(&self) -> Duration {
+        seconds(self.http_write_timeout_seconds)
     }
 }

@@ -12,6 +12,7 @@ mod docs;
 mod duplex;
 mod errors;
 mod history;
+mod http_limits;
 mod lifecycle;
 mod prometheus;
 mod reads;

@@ -51,6 +51,11 @@ impl ServerProcess {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The process id, e.g. to read its memory use from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// Sends a signal (e.g. "TERM", "KILL") and waits for the process to exit.
     pub async fn signal_and_wait(mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running").to_string();
