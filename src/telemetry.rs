@@ -48,8 +48,13 @@ pub fn recorder() -> &'static Recorder {
         let process = metrics_process::Collector::new("chatterbox_");
         process.describe();
         describe_all();
-        // Registered now so it is exposed at 0 before the first event, like the others.
-        let _ = metrics::counter!("chatterbox_http_write_timeouts_total");
+        // Registered now so they are exposed at 0 before the first event, like the others.
+        for counter in [
+            "chatterbox_http_write_timeouts_total",
+            "chatterbox_fd_limit_refusals_total",
+        ] {
+            let _ = metrics::counter!(counter);
+        }
         Recorder { handle, process }
     })
 }
@@ -169,6 +174,10 @@ fn describe_all() {
     describe_counter!(
         "chatterbox_http_write_timeouts_total",
         "HTTP connections dropped because the client did not take a response within HTTP_WRITE_TIMEOUT_SECONDS."
+    );
+    describe_counter!(
+        "chatterbox_fd_limit_refusals_total",
+        "TCP connections closed right after accept because the process was out of file descriptors."
     );
 }
 

@@ -8,7 +8,8 @@
 //! connections.
 //!
 //! What one connection may cost is bounded here: its request head ([`HttpLimits`]), the time it
-//! may take to send one, and the time a response may wait for it ([`HttpStream`]).
+//! may take to send one, and the time a response may wait for it ([`HttpStream`]). Running out of
+//! descriptors is handled by [`DescriptorReserve`].
 
 use std::future::Future;
 use std::io;
@@ -27,10 +28,12 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
+use super::descriptors::{is_out_of_descriptors, DescriptorReserve, ErrorThrottle};
 use super::HttpStream;
 
-/// Pause after an accept error that is not about one connection (e.g. out of descriptors), so a
-/// full process does not spin; connections closing meanwhile make room.
+/// Pause after an accept error that is not about one connection and could not be handled (e.g.
+/// out of descriptors with no spare), so a full process does not spin; connections closing
+/// meanwhile make room.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// hyper's smallest read buffer limit (it panics below).
@@ -60,6 +63,8 @@ pub async fn serve(
 ) {
     let connections = TaskTracker::new();
     let (closing_tx, closing) = watch::channel(false);
+    let mut reserve = DescriptorReserve::new();
+    let mut errors = ErrorThrottle::default();
     let mut stop = pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -68,6 +73,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                reserve.accepted();
                 connections.spawn(serve_connection(
                     stream,
                     peer,
@@ -78,7 +84,12 @@ pub async fn serve(
                 continue;
             }
             Err(error) if is_about_one_connection(&error) => continue,
-            Err(error) => tracing::error!(%error, "accepting connections failed; pausing"),
+            Err(error) if is_out_of_descriptors(&error) => {
+                if reserve.refuse_one(&listener) {
+                    continue;
+                }
+            }
+            Err(error) => errors.error(&error),
         }
         tokio::select! {
             _ = &mut stop => break,

@@ -2,6 +2,7 @@
 //! tagged by the address it came from, and what one connection may cost bounded.
 
 mod accept;
+mod descriptors;
 mod stream;
 
 pub use accept::{serve, HttpLimits};

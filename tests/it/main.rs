@@ -8,6 +8,7 @@ mod support;
 mod browser;
 mod chat;
 mod dashboard;
+mod descriptors;
 mod docs;
 mod duplex;
 mod errors;
