@@ -6,6 +6,10 @@
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`assets`]: the browser client.
 //! - [`error`]: [`ApiError`], the JSON error every route answers with.
+//!
+//! Every response carries `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`;
+//! the page adds its Content-Security-Policy. Cross-origin REST calls are refused unless
+//! `CORS_ALLOW_ORIGIN` names the origin.
 
 pub mod assets;
 pub mod error;
@@ -17,12 +21,13 @@ pub mod websocket;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
 
@@ -44,18 +49,33 @@ pub fn router(app: AppState, with_metrics: bool) -> Router {
     if with_metrics {
         router = router.route("/metrics", get(health::metrics));
     }
-    router
-        .route_layer(middleware::from_fn(track_requests))
-        .with_state(app)
+    finish(router.route_layer(middleware::from_fn(track_requests))).with_state(app)
 }
 
 /// `/metrics` alone, for a separate METRICS_PORT.
 pub fn metrics_router() -> Router {
-    Router::new()
-        .route("/metrics", get(health::metrics))
-        .route_layer(middleware::from_fn(track_requests))
+    finish(
+        Router::new()
+            .route("/metrics", get(health::metrics))
+            .route_layer(middleware::from_fn(track_requests)),
+    )
 }
 
+/// What every router gets: the headers every response carries.
+fn finish<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+}
+
+/// Same-origin only unless asked: the embedded page needs no CORS at all, and `*` would let any
+/// site's scripts read every room's history through a visitor's browser.
 fn cors(setting: &str) -> CorsLayer {
     let origins = match setting.trim() {
         "*" => AllowOrigin::any(),

@@ -25,9 +25,9 @@ pub struct NetConfig {
     #[arg(long, env = "METRICS_PORT", default_value_t = 0)]
     pub metrics_port: u16,
 
-    /// Origins allowed to call the read-only REST API from a browser (`*` for any, comma-separated
-    /// list, or empty for none).
-    #[arg(long, env = "CORS_ALLOW_ORIGIN", default_value = "*")]
+    /// Origins allowed to call the read-only REST API from other sites' pages (`*` for any, a
+    /// comma-separated list, or empty: same-origin only, as the embedded page needs).
+    #[arg(long, env = "CORS_ALLOW_ORIGIN", default_value = "")]
     pub cors_allow_origin: String,
 
     /// Largest HTTP request head (request line and headers) a client may send; a larger one is

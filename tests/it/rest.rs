@@ -1,4 +1,4 @@
-//! The REST API, static client, CORS and metrics endpoint.
+//! The REST API, static client, CORS, security headers and the metrics endpoint.
 
 use serde_json::json;
 
@@ -33,17 +33,78 @@ async fn rooms_api_lists_rooms_and_details() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn api_allows_any_origin_and_serves_json() {
-    let server = TestServer::start().await;
+async fn allow_origin(server: &TestServer, origin: &str) -> Option<String> {
     let response = reqwest::Client::new()
         .get(server.url("/api/rooms"))
-        .header("Origin", "https://example.com")
+        .header("Origin", origin)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
+    response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn cors_is_same_origin_only_by_default() {
+    let server = TestServer::start().await;
+    assert_eq!(allow_origin(&server, "https://example.com").await, None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn cors_allows_any_origin_or_a_list_only_when_asked() {
+    let any = TestServer::start_with(|c| c.net.cors_allow_origin = "*".into()).await;
+    assert_eq!(
+        allow_origin(&any, "https://example.com").await.as_deref(),
+        Some("*")
+    );
+    let listed = TestServer::start_with(|c| {
+        c.net.cors_allow_origin = "https://a.example, https://b.example".into()
+    })
+    .await;
+    assert_eq!(
+        allow_origin(&listed, "https://b.example").await.as_deref(),
+        Some("https://b.example")
+    );
+    assert_eq!(allow_origin(&listed, "https://c.example").await, None);
+    any.shutdown().await;
+    listed.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_response_has_nosniff_and_no_referrer_and_the_page_talks_only_to_us() {
+    let server = TestServer::start().await;
+    for path in [
+        "/",
+        "/app.js",
+        "/health",
+        "/api/rooms",
+        "/api/rooms/x",
+        "/nope",
+        "/metrics",
+    ] {
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
+    let page = reqwest::get(server.url("/")).await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    assert!(directives.contains(&"connect-src 'self'"), "{csp}");
+    assert!(!csp.contains("ws:") && !csp.contains("wss:"), "{csp}");
+    for kept in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(directives.contains(&kept), "{kept} in {csp}");
+    }
     server.shutdown().await;
 }
 
