@@ -26,7 +26,7 @@ pub(super) async fn static_file(Path(file): Path<String>) -> Response {
 
 fn serve_asset(path: &str) -> Response {
     let Some(asset) = Assets::get(path) else {
-        return ApiError::NotFound(format!("no such path: /{path}")).into_response();
+        return ApiError::NotFound("no such path".into()).into_response();
     };
     let mime = asset.metadata.mimetype().to_string();
     let headers = [

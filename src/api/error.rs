@@ -1,7 +1,6 @@
 //! The one error type of the HTTP API: a status and a JSON `{"error": "..."}` body. Internals
-//! are logged where they happen, never shown.
+//! are logged where they happen, never shown: messages are our own sentences, never a parser's.
 
-use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +15,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("{0}")]
     Unavailable(String),
     /// Refused by admission.
@@ -34,14 +35,9 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
     }
 }

@@ -4,38 +4,25 @@
 //! the store once committed. A request never makes the writer flush, so REST traffic cannot
 //! disturb how history is written.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::extract::State;
+use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
+use super::params::{PageQuery, RoomName};
 use super::ApiError;
 use crate::app::AppState;
 use crate::history::InMemory;
 use crate::protocol::frames::messages_object;
 use crate::rooms::RoomLookup;
 
-#[derive(Deserialize)]
-pub(super) struct PageParams {
-    before: Option<u64>,
-    limit: Option<usize>,
-}
-
 pub(super) async fn room_messages(
     State(app): State<AppState>,
-    Path(name): Path<String>,
-    params: Result<Query<PageParams>, QueryRejection>,
+    RoomName(name): RoomName,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params?;
     let history = &app.config.history;
+    let params = PageQuery::parse(uri.query(), history.max_page_size)?;
     let limit = params.limit.unwrap_or(history.max_history);
-    if limit == 0 || limit > history.max_page_size {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {}",
-            history.max_page_size
-        )));
-    }
     let (recent, watermark) = match app.registry.lookup(&name) {
         RoomLookup::Live(room) => {
             let before = params.before.unwrap_or(u64::MAX);

@@ -2,10 +2,11 @@
 //! browser client, assembled into one router.
 //!
 //! - [`websocket`]: `GET /ws` — admission, upgrade, session.
-//! - [`rooms`], [`history`]: the read-only REST API.
+//! - [`rooms`], [`history`]: the read-only REST API; [`params`] checks what it is asked.
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`assets`]: the browser client.
-//! - [`error`]: [`ApiError`], the JSON error every route answers with.
+//! - [`error`]: [`ApiError`], the JSON error every route answers with — unknown paths and wrong
+//!   methods included.
 //!
 //! Every response carries `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`;
 //! the page adds its Content-Security-Policy. Cross-origin REST calls are refused unless
@@ -15,12 +16,13 @@ pub mod assets;
 pub mod error;
 pub mod health;
 pub mod history;
+mod params;
 pub mod rooms;
 pub mod websocket;
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -40,6 +42,9 @@ pub fn router(app: AppState, with_metrics: bool) -> Router {
         .route("/api/rooms", get(rooms::list_rooms))
         .route("/api/rooms/{name}", get(rooms::room_details))
         .route("/api/rooms/{name}/messages", get(history::room_messages))
+        // An empty segment matches no `{name}`; these get the name rule's answer, not a 404.
+        .route("/api/rooms/", get(empty_room_name))
+        .route("/api/rooms//messages", get(empty_room_name))
         .layer(cors(&app.config.net.cors_allow_origin));
     let mut router = Router::new()
         .merge(api)
@@ -61,9 +66,12 @@ pub fn metrics_router() -> Router {
     )
 }
 
-/// What every router gets: the headers every response carries.
+/// What every router gets: JSON for unknown paths and wrong methods, and the headers every
+/// response carries.
 fn finish<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -72,6 +80,21 @@ fn finish<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such path".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn empty_room_name(State(app): State<AppState>) -> ApiError {
+    match params::room_name("", app.config.limits.max_room_name_chars) {
+        Err(error) => error,
+        Ok(_) => ApiError::BadRequest("a room name is required".into()),
+    }
 }
 
 /// Same-origin only unless asked: the embedded page needs no CORS at all, and `*` would let any

@@ -1,10 +1,11 @@
 //! `GET /api/rooms` and `GET /api/rooms/{name}`: the live rooms and who is in them.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
+use super::params::RoomName;
 use super::ApiError;
 use crate::app::AppState;
 
@@ -29,7 +30,7 @@ pub(super) async fn list_rooms(State(app): State<AppState>) -> Json<Vec<RoomSumm
 
 pub(super) async fn room_details(
     State(app): State<AppState>,
-    Path(name): Path<String>,
+    RoomName(name): RoomName,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let room = app
         .registry

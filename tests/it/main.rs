@@ -18,3 +18,4 @@ mod lifecycle;
 mod prometheus;
 mod reads;
 mod rest;
+mod rest_errors;
