@@ -101,7 +101,11 @@ async fn a_head_not_sent_within_header_read_timeout_closes_the_connection() {
 /// their sockets open (issue 13).
 #[tokio::test]
 async fn a_response_the_client_does_not_read_is_dropped_after_http_write_timeout() {
-    let server = TestServer::start_with(|c| c.net.http_write_timeout_seconds = 1.0).await;
+    let server = TestServer::start_with(|c| {
+        c.net.http_write_timeout_seconds = 1.0;
+        c.history.max_page_bytes = 8 * 1024 * 1024;
+    })
+    .await;
     let mut writer = server.connect("writer").await;
     writer.join("big").await;
     let text = "x".repeat(4000);

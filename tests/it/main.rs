@@ -15,6 +15,7 @@ mod errors;
 mod history;
 mod http_limits;
 mod lifecycle;
+mod pages;
 mod prometheus;
 mod reads;
 mod rest;
