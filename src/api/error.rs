@@ -1,7 +1,7 @@
 //! The one error type of the HTTP API: a status and a JSON `{"error": "..."}` body. Internals
 //! are logged where they happen, never shown: messages are our own sentences, never a parser's.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -17,6 +17,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Over the per-address REST rate; the client may retry after this many seconds.
+    #[error("too many requests from this address; retry in {0} s")]
+    TooManyRequests(u64),
     #[error("{0}")]
     Unavailable(String),
     /// Refused by admission.
@@ -36,6 +39,14 @@ impl IntoResponse for ApiError {
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests(seconds) => {
+                let body = json!({ "error": self.to_string(), "retry_after_seconds": seconds });
+                let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                return response;
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()

@@ -2,7 +2,8 @@
 //! browser client, assembled into one router.
 //!
 //! - [`websocket`]: `GET /ws` — admission, upgrade, session.
-//! - [`rooms`], [`history`]: the read-only REST API; [`params`] checks what it is asked.
+//! - [`rooms`], [`history`]: the read-only REST API; [`params`] checks what it is asked, and
+//!   [`rate_limit`] how often.
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`assets`]: the browser client.
 //! - [`error`]: [`ApiError`], the JSON error every route answers with — unknown paths and wrong
@@ -17,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod history;
 mod params;
+pub mod rate_limit;
 pub mod rooms;
 pub mod websocket;
 
@@ -34,17 +36,22 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use error::ApiError;
 
 use crate::app::AppState;
+use rate_limit::RestRateLimit;
 
 /// The main router; `/metrics` is on it unless it has a listener of its own ([`metrics_router`]).
 pub fn router(app: AppState, with_metrics: bool) -> Router {
-    let api = Router::new()
-        .route("/health", get(health::health))
+    let mut api = Router::new()
         .route("/api/rooms", get(rooms::list_rooms))
         .route("/api/rooms/{name}", get(rooms::room_details))
         .route("/api/rooms/{name}/messages", get(history::room_messages))
         // An empty segment matches no `{name}`; these get the name rule's answer, not a 404.
         .route("/api/rooms/", get(empty_room_name))
-        .route("/api/rooms//messages", get(empty_room_name))
+        .route("/api/rooms//messages", get(empty_room_name));
+    if let Some(limit) = rest_rate_limit(&app) {
+        api = api.route_layer(middleware::from_fn_with_state(limit, rate_limit::limit));
+    }
+    let api = api
+        .route("/health", get(health::health))
         .layer(cors(&app.config.net.cors_allow_origin));
     let mut router = Router::new()
         .merge(api)
@@ -82,6 +89,15 @@ fn finish<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
         ))
 }
 
+/// The REST limiter, unless RATE_LIMITS=off or a REST rate setting is 0.
+fn rest_rate_limit(app: &AppState) -> Option<std::sync::Arc<RestRateLimit>> {
+    if !app.config.limits.rate_limits_enabled {
+        return None;
+    }
+    let (per_second, burst) = app.config.net.rest_rate()?;
+    RestRateLimit::new(per_second, burst)
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such path".into())
 }
@@ -112,6 +128,7 @@ fn cors(setting: &str) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET])
+        .expose_headers([header::RETRY_AFTER])
 }
 
 async fn track_requests(request: Request, next: Next) -> Response {

@@ -1,4 +1,4 @@
-//! Where the server listens, what one HTTP client may send and take, and how it stops.
+//! Where the server listens, what one HTTP client may send, take and ask for, and how it stops.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -45,6 +45,16 @@ pub struct NetConfig {
     #[arg(long, env = "HTTP_WRITE_TIMEOUT_SECONDS", default_value_t = 30.0)]
     pub http_write_timeout_seconds: f64,
 
+    /// REST requests (`/api/...`) one client address may make per second, sustained (0 = no
+    /// limit); over it, HTTP 429 with Retry-After. Health checks and `/metrics` are exempt.
+    #[arg(long, env = "REST_REQUESTS_PER_IP_PER_SECOND", default_value_t = 20)]
+    pub rest_requests_per_ip_per_second: u32,
+
+    /// REST requests one client address may make at once before the per-second rate applies
+    /// (0 = no limit).
+    #[arg(long, env = "REST_REQUEST_BURST", default_value_t = 100)]
+    pub rest_request_burst: u32,
+
     /// Seconds to drain clients and flush history on SIGTERM/SIGINT before exiting anyway.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10.0)]
     pub shutdown_grace_seconds: f64,
@@ -84,5 +94,13 @@ impl NetConfig {
 
     pub fn http_write_timeout(&self) -> Duration {
         seconds(self.http_write_timeout_seconds)
+    }
+
+    /// The REST rate limit as (per second, burst), or `None` when either is 0.
+    pub fn rest_rate(&self) -> Option<(u32, u32)> {
+        (self.rest_requests_per_ip_per_second > 0 && self.rest_request_burst > 0).then_some((
+            self.rest_requests_per_ip_per_second,
+            self.rest_request_burst,
+        ))
     }
 }

@@ -20,3 +20,4 @@ mod prometheus;
 mod reads;
 mod rest;
 mod rest_errors;
+mod rest_limits;

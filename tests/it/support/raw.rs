@@ -87,3 +87,12 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     assert!(read.is_ok(), "the server did not close the connection");
     String::from_utf8_lossy(&response).into_owned()
 }
+
+/// An HTTP client whose connections come from `source` (e.g. 127.0.0.2), so the server sees
+/// another client address.
+pub fn http_client_from(source: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source)
+        .build()
+        .unwrap()
+}
