@@ -2,9 +2,10 @@
 //! stop, then drain.
 //!
 //! The caller binds the listeners and decides when to stop (a future), so tests bind port 0 and
-//! stop deterministically. Shutdown order: stop accepting → tell every session (each sends close
-//! 1001 and leaves its rooms) → wait for sessions → drain the history writer → return. Each wait is
-//! bounded by the configured grace period.
+//! stop deterministically. Shutdown order: report not ready (and keep serving for
+//! SHUTDOWN_DELAY_SECONDS, so load balancers move new clients away first) → stop accepting → tell
+//! every session (each sends close 1001 and leaves its rooms) → wait for sessions → drain the
+//! history writer → return. Each wait is bounded by the configured grace period.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
-use crate::api;
+use crate::api::{self, readiness::Readiness};
 use crate::app::App;
 use crate::bus::{local::LocalBus, Bus};
 use crate::config::{Config, ConfigError, NetConfig};
@@ -115,6 +116,7 @@ impl Server {
             bus: Bus::Local(LocalBus),
             history: writer_handle,
             reader: HistoryReader::new(store.clone(), history.store_wait()),
+            readiness: Readiness::new(store.clone()),
             store,
             metrics,
             shutdown: shutdown_rx,
@@ -145,6 +147,7 @@ impl Server {
         } = self;
         let net_config = &app.config.net;
         let grace = net_config.shutdown_grace();
+        let delay = net_config.shutdown_delay();
         let limits = HttpLimits {
             max_header_bytes: net_config.max_request_header_bytes,
             header_read_timeout: net_config.header_read_timeout(),
@@ -165,6 +168,7 @@ impl Server {
         let background = spawn_background(&app, ping_ticker);
 
         let shutdown_signal = shutdown.clone();
+        let readiness = app.readiness.clone();
         let router = api::router(app.clone(), metrics_server.is_none());
         net::serve(
             listeners.http,
@@ -172,6 +176,14 @@ impl Server {
             limits,
             async move {
                 stop.await;
+                readiness.start_draining();
+                if !delay.is_zero() {
+                    tracing::info!(
+                        ?delay,
+                        "shutting down: not ready, serving on until the delay ends"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
                 tracing::info!("shutting down: closing connections and flushing history");
                 let _ = shutdown_signal.send(true);
             },

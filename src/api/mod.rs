@@ -1,10 +1,10 @@
-//! The HTTP surface: the WebSocket endpoint, the REST API, `/metrics`, and the embedded
+//! The HTTP surface: the WebSocket endpoint, the REST API, health, `/metrics`, and the embedded
 //! browser client, assembled into one router.
 //!
 //! - [`websocket`]: `GET /ws` — admission, upgrade, session.
 //! - [`rooms`], [`history`]: the read-only REST API; [`params`] checks what it is asked, and
 //!   [`rate_limit`] how often.
-//! - [`health`]: `/health` and `/metrics`.
+//! - [`health`]: `/health`, `/health/live`, `/health/ready` (state in [`readiness`]), `/metrics`.
 //! - [`assets`]: the browser client.
 //! - [`error`]: [`ApiError`], the JSON error every route answers with — unknown paths and wrong
 //!   methods included.
@@ -19,6 +19,7 @@ pub mod health;
 pub mod history;
 mod params;
 pub mod rate_limit;
+pub mod readiness;
 pub mod rooms;
 pub mod websocket;
 
@@ -52,6 +53,8 @@ pub fn router(app: AppState, with_metrics: bool) -> Router {
     }
     let api = api
         .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
         .layer(cors(&app.config.net.cors_allow_origin));
     let mut router = Router::new()
         .merge(api)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{at_least, at_most, positive_seconds, seconds, ConfigError};
+use super::{at_least, at_most, positive_seconds, seconds, ConfigError, MAX_SECONDS};
 
 /// hyper cannot buffer less than this; a smaller header cap would be silently raised.
 const MIN_HEADER_BYTES: usize = 8192;
@@ -55,6 +55,11 @@ pub struct NetConfig {
     #[arg(long, env = "REST_REQUEST_BURST", default_value_t = 100)]
     pub rest_request_burst: u32,
 
+    /// Seconds between SIGTERM/SIGINT and the start of draining: `/health/ready` answers 503
+    /// while everything else is served as usual, so load balancers stop sending new clients first.
+    #[arg(long, env = "SHUTDOWN_DELAY_SECONDS", default_value_t = 0.0)]
+    pub shutdown_delay_seconds: f64,
+
     /// Seconds to drain clients and flush history on SIGTERM/SIGINT before exiting anyway.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10.0)]
     pub shutdown_grace_seconds: f64,
@@ -71,6 +76,17 @@ impl NetConfig {
             "HTTP_WRITE_TIMEOUT_SECONDS",
             self.http_write_timeout_seconds,
         )?;
+        if !(self.shutdown_delay_seconds.is_finite()
+            && (0.0..=MAX_SECONDS as f64).contains(&self.shutdown_delay_seconds))
+        {
+            return Err(ConfigError {
+                setting: "SHUTDOWN_DELAY_SECONDS",
+                reason: format!(
+                    "must be a number of seconds from 0 to {MAX_SECONDS}, got {}",
+                    self.shutdown_delay_seconds
+                ),
+            });
+        }
         at_least(
             "MAX_REQUEST_HEADER_BYTES",
             self.max_request_header_bytes,
@@ -86,6 +102,10 @@ impl NetConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace_seconds)
+    }
+
+    pub fn shutdown_delay(&self) -> Duration {
+        seconds(self.shutdown_delay_seconds)
     }
 
     pub fn header_read_timeout(&self) -> Duration {

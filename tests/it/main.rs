@@ -12,6 +12,7 @@ mod descriptors;
 mod docs;
 mod duplex;
 mod errors;
+mod health;
 mod history;
 mod http_limits;
 mod lifecycle;

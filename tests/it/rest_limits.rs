@@ -42,7 +42,7 @@ async fn rest_requests_over_the_per_address_rate_get_429_with_retry_after() {
     assert_eq!(body["retry_after_seconds"], retry_after);
 
     // Health checks are never limited, and another address has its own budget.
-    for path in ["/health"] {
+    for path in ["/health", "/health/live", "/health/ready"] {
         let response = greedy.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path} is exempt");
     }
