@@ -53,12 +53,13 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds what `net` asks for: BIND_ADDR with PORT, and METRICS_PORT when it is not 0.
+    /// Binds what `net` asks for: BIND_ADDR with PORT, and METRICS_BIND_ADDR (default
+    /// BIND_ADDR) with METRICS_PORT when that is not 0.
     pub async fn bind(net: &NetConfig) -> std::io::Result<Listeners> {
         let http = TcpListener::bind((net.bind_addr, net.port)).await?;
-        let metrics = match net.metrics_port {
-            0 => None,
-            port => Some(TcpListener::bind((net.bind_addr, port)).await?),
+        let metrics = match net.metrics_listen_addr() {
+            None => None,
+            Some(addr) => Some(TcpListener::bind(addr).await?),
         };
         Ok(Listeners { http, metrics })
     }
@@ -155,7 +156,7 @@ impl Server {
         };
         let metrics_server = listeners.metrics.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "metrics listening");
+                tracing::info!("serving /metrics on http://{addr}");
             }
             tokio::spawn(net::serve(
                 listener,

@@ -25,6 +25,11 @@ pub struct NetConfig {
     #[arg(long, env = "METRICS_PORT", default_value_t = 0)]
     pub metrics_port: u16,
 
+    /// Address for METRICS_PORT (default: BIND_ADDR). In production use a loopback or private
+    /// address here, so the unauthenticated metrics never face the internet.
+    #[arg(long, env = "METRICS_BIND_ADDR")]
+    pub metrics_bind_addr: Option<IpAddr>,
+
     /// Origins allowed to call the read-only REST API from other sites' pages (`*` for any, a
     /// comma-separated list, or empty: same-origin only, as the embedded page needs).
     #[arg(long, env = "CORS_ALLOW_ORIGIN", default_value = "")]
@@ -97,6 +102,13 @@ impl NetConfig {
             self.max_request_header_bytes as u64,
             1024 * 1024,
         )?;
+        if self.metrics_port == 0 && self.metrics_bind_addr.is_some_and(|a| a != self.bind_addr) {
+            return Err(ConfigError {
+                setting: "METRICS_BIND_ADDR",
+                reason: "needs METRICS_PORT: with METRICS_PORT=0 metrics share the main listener"
+                    .into(),
+            });
+        }
         Ok(())
     }
 
@@ -114,6 +126,16 @@ impl NetConfig {
 
     pub fn http_write_timeout(&self) -> Duration {
         seconds(self.http_write_timeout_seconds)
+    }
+
+    /// Where `/metrics` gets a listener of its own, if it does.
+    pub fn metrics_listen_addr(&self) -> Option<(IpAddr, u16)> {
+        (self.metrics_port != 0).then(|| {
+            (
+                self.metrics_bind_addr.unwrap_or(self.bind_addr),
+                self.metrics_port,
+            )
+        })
     }
 
     /// The REST rate limit as (per second, burst), or `None` when either is 0.

@@ -1,4 +1,4 @@
-//! The REST API, static client, CORS, security headers and the metrics endpoint.
+//! The REST API, static client, CORS, security headers and the metrics endpoints.
 
 use serde_json::json;
 
@@ -173,5 +173,35 @@ async fn metrics_can_move_to_their_own_port() {
         .await
         .unwrap();
     assert!(body.contains("chatterbox_connections_open"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_can_listen_on_an_address_of_their_own() {
+    // A free port on 127.0.0.2 (another loopback address than the main listener's).
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::builder()
+        .config(|c| {
+            c.net.bind_addr = "127.0.0.1".parse().unwrap();
+            c.net.port = 0;
+            c.net.metrics_bind_addr = Some("127.0.0.2".parse().unwrap());
+            c.net.metrics_port = port;
+        })
+        .bind_from_config()
+        .start()
+        .await;
+    let on_own = reqwest::get(format!("http://127.0.0.2:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(on_own.status(), 200);
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .is_err());
+    let main = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(main.status(), 404);
     server.shutdown().await;
 }
