@@ -155,7 +155,7 @@ async fn metrics_count_what_happens() {
     assert!(after.contains("chatterbox_messages_received_total{type=\"chat\"}"));
     assert!(after.contains("chatterbox_error_frames_total{kind=\"invalid_json\"}"));
     assert!(after.contains("chatterbox_fanout_latency_seconds_bucket"));
-    assert!(after.contains("chatterbox_process_resident_memory_bytes"));
+    assert!(after.contains("\nprocess_resident_memory_bytes "));
     assert!(after.contains("# HELP chatterbox_connections_open"));
     server.shutdown().await;
 }
@@ -203,5 +203,44 @@ async fn metrics_can_listen_on_an_address_of_their_own() {
         .is_err());
     let main = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(main.status(), 404);
+    server.shutdown().await;
+}
+
+/// Standard names, so stock dashboards work; CPU seconds keep their fraction (the `metrics`
+/// crate's integer counters rounded them down to whole seconds).
+#[tokio::test]
+async fn process_metrics_have_standard_names_and_fractional_cpu_seconds() {
+    let server = TestServer::start().await;
+    let mut fractional = false;
+    for _ in 0..50 {
+        let body = reqwest::get(server.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for name in [
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+            "process_threads",
+        ] {
+            assert!(metric_value(&body, name).is_some_and(|v| v > 0.0), "{name}");
+        }
+        assert!(body.contains("# TYPE process_cpu_seconds_total counter\n"));
+        let cpu = metric_value(&body, "process_cpu_seconds_total").unwrap();
+        if cpu.fract() != 0.0 {
+            fractional = true;
+            break;
+        }
+        // On a whole second by chance (1 in 100): burn ~15 ms of CPU and look again.
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(15) {
+            std::hint::black_box(start.elapsed());
+        }
+    }
+    assert!(fractional, "CPU seconds never had a fraction");
     server.shutdown().await;
 }

@@ -4,7 +4,10 @@
 //! description for every metric and explicit buckets for every histogram (without buckets the
 //! exporter renders summaries, which cannot be aggregated across nodes). No per-room or per-user
 //! labels: their cardinality is unbounded. Hot paths use the cached handles in [`Metrics`], so a
-//! delivery costs an atomic add, not a registry lookup. `docs/observability.md` explains each one.
+//! delivery costs an atomic add, not a registry lookup. Process metrics keep their standard
+//! unprefixed names ([`process`]). `docs/observability.md` explains each one.
+
+pub mod process;
 
 use std::sync::OnceLock;
 
@@ -45,8 +48,6 @@ pub fn recorder() -> &'static Recorder {
         let handle = builder
             .install_recorder()
             .expect("no other metrics recorder is installed");
-        let process = metrics_process::Collector::new("chatterbox_");
-        process.describe();
         describe_all();
         // Registered now so they are exposed at 0 before the first event, like the others.
         for counter in [
@@ -55,21 +56,23 @@ pub fn recorder() -> &'static Recorder {
         ] {
             let _ = metrics::counter!(counter);
         }
-        Recorder { handle, process }
+        Recorder { handle }
     })
 }
 
-/// The Prometheus handle plus the process collector, refreshed on every scrape.
+/// The Prometheus handle; process metrics are read fresh on every scrape.
 pub struct Recorder {
     handle: PrometheusHandle,
-    process: metrics_process::Collector,
 }
 
 impl Recorder {
-    /// Renders the exposition text, refreshing process metrics first.
+    /// Renders the exposition text: the recorder's metrics, then the process's.
     pub fn render(&self) -> String {
-        self.process.collect();
-        self.handle.render()
+        let mut text = self.handle.render();
+        if let Some(sample) = process::ProcessSample::read() {
+            text.push_str(&sample.render());
+        }
+        text
     }
 
     /// Drains histogram samples into buckets; call periodically so memory stays bounded.
