@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
+use crate::api::readiness::Readiness;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::history::{HistoryReader, HistoryWriter};
@@ -28,6 +29,8 @@ pub struct App {
     pub reader: HistoryReader,
     pub store: Store,
     pub metrics: Metrics,
+    /// What `/health/ready` answers: not while draining or while the store does not answer.
+    pub readiness: Readiness,
     /// Turns true when the server begins shutting down; sessions then close with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// Sessions ping their clients when their phase of this clock ticks.

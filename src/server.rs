@@ -2,9 +2,10 @@
 //! stop, then drain.
 //!
 //! The caller binds the listeners and decides when to stop (a future), so tests bind port 0 and
-//! stop deterministically. Shutdown order: stop accepting → tell every session (each sends close
-//! 1001 and leaves its rooms) → wait for sessions → drain the history writer → return. Each wait is
-//! bounded by the configured grace period.
+//! stop deterministically. Shutdown order: report not ready (and keep serving for
+//! SHUTDOWN_DELAY_SECONDS, so load balancers move new clients away first) → stop accepting → tell
+//! every session (each sends close 1001 and leaves its rooms) → wait for sessions → drain the
+//! history writer → return. Each wait is bounded by the configured grace period.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,14 +17,14 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, TokenSetupError};
-use crate::api;
+use crate::api::{self, readiness::Readiness};
 use crate::app::App;
 use crate::bus::{local::LocalBus, Bus};
 use crate::config::{Config, ConfigError, NetConfig};
 use crate::history::{
     self, HistoryReader, HistoryWriter, RetentionPolicy, WriterSettings, WriterTask,
 };
-use crate::net;
+use crate::net::{self, HttpLimits};
 use crate::ping::{PingClock, PingTicker};
 use crate::rooms::{RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 use crate::store::{SqliteOptions, Store, StoreError, StoreOptions};
@@ -54,12 +55,13 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds what `net` asks for: BIND_ADDR with PORT, and METRICS_PORT when it is not 0.
+    /// Binds what `net` asks for: BIND_ADDR with PORT, and METRICS_BIND_ADDR (default
+    /// BIND_ADDR) with METRICS_PORT when that is not 0.
     pub async fn bind(net: &NetConfig) -> std::io::Result<Listeners> {
         let http = TcpListener::bind((net.bind_addr, net.port)).await?;
-        let metrics = match net.metrics_port {
-            0 => None,
-            port => Some(TcpListener::bind((net.bind_addr, port)).await?),
+        let metrics = match net.metrics_listen_addr() {
+            None => None,
+            Some(addr) => Some(TcpListener::bind(addr).await?),
         };
         Ok(Listeners { http, metrics })
     }
@@ -125,6 +127,7 @@ impl Server {
             bus: Bus::Local(LocalBus),
             history: writer_handle,
             reader: HistoryReader::new(store.clone(), history.store_wait()),
+            readiness: Readiness::new(store.clone()),
             store,
             metrics,
             shutdown: shutdown_rx,
@@ -153,14 +156,22 @@ impl Server {
             shutdown,
             ping_ticker,
         } = self;
-        let grace = app.config.net.shutdown_grace();
+        let net_config = &app.config.net;
+        let grace = net_config.shutdown_grace();
+        let delay = net_config.shutdown_delay();
+        let limits = HttpLimits {
+            max_header_bytes: net_config.max_request_header_bytes,
+            header_read_timeout: net_config.header_read_timeout(),
+            write_timeout: net_config.http_write_timeout(),
+        };
         let metrics_server = listeners.metrics.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "metrics listening");
+                tracing::info!("serving /metrics on http://{addr}");
             }
             tokio::spawn(net::serve(
                 listener,
                 api::metrics_router(),
+                limits,
                 app.shutting_down(),
                 grace,
             ))
@@ -168,12 +179,22 @@ impl Server {
         let background = spawn_background(&app, ping_ticker);
 
         let shutdown_signal = shutdown.clone();
+        let readiness = app.readiness.clone();
         let router = api::router(app.clone(), metrics_server.is_none());
         net::serve(
             listeners.http,
             router,
+            limits,
             async move {
                 stop.await;
+                readiness.start_draining();
+                if !delay.is_zero() {
+                    tracing::info!(
+                        ?delay,
+                        "shutting down: not ready, serving on until the delay ends"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
                 tracing::info!("shutting down: closing connections and flushing history");
                 let _ = shutdown_signal.send(true);
             },

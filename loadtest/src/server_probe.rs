@@ -3,9 +3,8 @@
 //!
 //! With `--server-pid` the numbers come straight from `/proc/<pid>` (exact and
 //! free). Otherwise the server's Prometheus endpoint is scraped for
-//! `chatterbox_process_cpu_seconds_total` and
-//! `chatterbox_process_resident_memory_bytes` (unprefixed `process_*` names are
-//! accepted too). The scrape is a hand-written HTTP/1.1 GET: pulling an HTTP
+//! `process_cpu_seconds_total` and `process_resident_memory_bytes` (the
+//! `chatterbox_process_*` names of older servers are accepted too). The scrape is a hand-written HTTP/1.1 GET: pulling an HTTP
 //! client stack into a load generator for two numbers is not worth the build time.
 
 use std::time::Duration;

@@ -22,7 +22,8 @@ use parking_lot::Mutex;
 use crate::config::AdmissionConfig;
 
 /// Descriptors kept for everything that is not a WebSocket (listeners, the store, logs, the
-/// HTTP requests in flight) when MAX_CONNECTIONS is derived from the descriptor limit.
+/// HTTP requests in flight) when MAX_CONNECTIONS is derived from the descriptor limit: this many,
+/// or a quarter of a small limit.
 const DESCRIPTOR_RESERVE: usize = 64;
 
 /// Bursts are twice the per-second rate.
@@ -108,7 +109,14 @@ impl ConnectionLimits {
         let max_total = match config.max_connections {
             Some(0) => None,
             Some(n) => Some(n),
-            None => Some(descriptor_limit().saturating_sub(DESCRIPTOR_RESERVE).max(1)),
+            None => {
+                let limit = descriptor_limit();
+                Some(
+                    limit
+                        .saturating_sub(DESCRIPTOR_RESERVE.min(limit / 4))
+                        .max(1),
+                )
+            }
         };
         let share_for_new = |n: usize| n - n * usize::from(config.resume_reserve_percent) / 100;
         let rate = |per_second: u32| {

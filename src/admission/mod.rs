@@ -186,6 +186,12 @@ impl Admission {
         Ok((user, Some(grant)))
     }
 
+    /// The client's address as per-address limits count it: the TCP peer, or the client a
+    /// trusted proxy names.
+    pub fn client_address(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        quota_address(self.addresses.resolve(peer, headers))
+    }
+
     /// How admitted connections read: buffer size and message limits.
     pub fn ws_config(&self) -> WebSocketConfig {
         self.ws_config

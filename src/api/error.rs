@@ -1,8 +1,7 @@
 //! The one error type of the HTTP API: a status and a JSON `{"error": "..."}` body. Internals
-//! are logged where they happen, never shown.
+//! are logged where they happen, never shown: messages are our own sentences, never a parser's.
 
-use axum::extract::rejection::QueryRejection;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -16,6 +15,14 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A token that may not see this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Over the per-address REST rate; the client may retry after this many seconds.
+    #[error("too many requests from this address; retry in {0} s")]
+    TooManyRequests(u64),
     #[error("{0}")]
     Unavailable(String),
     /// Refused by admission.
@@ -33,14 +40,18 @@ impl IntoResponse for ApiError {
             ApiError::Refused(refusal) => return refusal.into_response(),
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests(seconds) => {
+                let body = json!({ "error": self.to_string(), "retry_after_seconds": seconds });
+                let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                return response;
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
     }
 }

@@ -1,10 +1,12 @@
 //! `GET /api/rooms` and `GET /api/rooms/{name}`: the live rooms and who is in them.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
+use super::params::RoomName;
+use super::viewer::Viewer;
 use super::ApiError;
 use crate::app::AppState;
 
@@ -14,11 +16,16 @@ pub(super) struct RoomSummary {
     user_count: usize,
 }
 
-pub(super) async fn list_rooms(State(app): State<AppState>) -> Json<Vec<RoomSummary>> {
+/// The live rooms (in token mode, those the token may join).
+pub(super) async fn list_rooms(
+    State(app): State<AppState>,
+    viewer: Viewer,
+) -> Json<Vec<RoomSummary>> {
     let rooms = app
         .registry
         .rooms()
         .into_iter()
+        .filter(|room| viewer.may_see(room.name()))
         .map(|room| RoomSummary {
             name: room.name().to_string(),
             user_count: room.user_count(),
@@ -29,8 +36,10 @@ pub(super) async fn list_rooms(State(app): State<AppState>) -> Json<Vec<RoomSumm
 
 pub(super) async fn room_details(
     State(app): State<AppState>,
-    Path(name): Path<String>,
+    viewer: Viewer,
+    RoomName(name): RoomName,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    viewer.check(&name)?;
     let room = app
         .registry
         .get(&name)

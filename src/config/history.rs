@@ -41,6 +41,11 @@ pub struct HistoryConfig {
     #[arg(long, env = "MAX_PAGE_SIZE", default_value_t = 500)]
     pub max_page_size: usize,
 
+    /// Most bytes of messages one `GET /api/rooms/{name}/messages` returns: a page stops before
+    /// the message that would pass it (keeping at least one) and says `"more": true`.
+    #[arg(long, env = "MAX_PAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_page_bytes: usize,
+
     /// Most messages the history writer puts in one transaction. Batches are only this large
     /// under load; each commit costs about as much as a few hundred rows, so large batches are
     /// what keep the store ahead of a busy server.
@@ -108,6 +113,7 @@ impl HistoryConfig {
             self.max_history,
         )?;
         at_least("MAX_PAGE_SIZE", self.max_page_size, 1)?;
+        at_least("MAX_PAGE_BYTES", self.max_page_bytes, 1024)?;
         at_least("HISTORY_RING_BYTES", self.history_ring_bytes, 1024)?;
         positive_seconds("STORE_WAIT_SECONDS", self.store_wait_seconds)?;
         Ok(())

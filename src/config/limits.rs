@@ -1,6 +1,7 @@
 //! What one client may ask for: names, texts, frames, and its share of the rooms.
 
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 
 use super::{at_least, ConfigError};
 
@@ -36,6 +37,17 @@ pub struct LimitsConfig {
     /// Largest WebSocket message a client may send; larger ones close the connection with 1009.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
+
+    /// Rate limits on or off (`on`/`off`): `off` turns every rate limit off at once, for
+    /// trusted deployments and benchmarks.
+    #[arg(
+        long = "rate-limits",
+        env = "RATE_LIMITS",
+        default_value = "on",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub rate_limits_enabled: bool,
 }
 
 impl LimitsConfig {

@@ -205,6 +205,17 @@ mod tests {
         );
 
         let mut config = Config::default();
+        config.net.metrics_bind_addr = Some("127.0.0.1".parse().unwrap());
+        assert_eq!(config.validate().unwrap_err().setting, "METRICS_BIND_ADDR");
+
+        let mut config = Config::default();
+        config.net.max_request_header_bytes = 4096;
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "MAX_REQUEST_HEADER_BYTES"
+        );
+
+        let mut config = Config::default();
         config.connection.ping_interval_seconds = 1e20;
         assert_eq!(
             config.validate().unwrap_err().setting,

@@ -6,6 +6,10 @@
 //! (axum's [`ConnectInfo`]), which admission turns into the client's address. Shutdown is graceful
 //! as with `axum::serve`: stop accepting, let requests in flight finish, close idle keep-alive
 //! connections.
+//!
+//! What one connection may cost is bounded here: its request head ([`HttpLimits`]), the time it
+//! may take to send one, and the time a response may wait for it ([`HttpStream`]). Running out of
+//! descriptors is handled by [`DescriptorReserve`].
 
 use std::future::Future;
 use std::io;
@@ -24,24 +28,43 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-/// Pause after an accept error that is not about one connection (e.g. out of descriptors), so a
-/// full process does not spin; connections closing meanwhile make room.
+use super::descriptors::{is_out_of_descriptors, DescriptorReserve, ErrorThrottle};
+use super::HttpStream;
+
+/// Pause after an accept error that is not about one connection and could not be handled (e.g.
+/// out of descriptors with no spare), so a full process does not spin; connections closing
+/// meanwhile make room.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Longest a client may take to send a request's headers (hyper's default once it has a timer);
-/// also what closes a connection that sent half a request and went quiet.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// hyper's smallest read buffer limit (it panics below).
+const MIN_BUF_BYTES: usize = 8192;
+
+/// What one HTTP connection may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest request head (request line and headers): larger ones get 431. hyper buffers no
+    /// more than this (at least 8 KiB, its minimum) per connection while reading one.
+    pub max_header_bytes: usize,
+    /// Longest a client may take to send a request head; also what closes a connection that
+    /// sent half a request, or none, and went quiet.
+    pub header_read_timeout: Duration,
+    /// Longest output may wait for a client that stopped reading ([`HttpStream`]).
+    pub write_timeout: Duration,
+}
 
 /// Serves `router` on `listener` until `stop` completes, then waits up to `drain` for open HTTP
 /// requests. Upgraded connections are not waited for: they belong to whoever took them over.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     stop: impl Future<Output = ()>,
     drain: Duration,
 ) {
     let connections = TaskTracker::new();
     let (closing_tx, closing) = watch::channel(false);
+    let mut reserve = DescriptorReserve::new();
+    let mut errors = ErrorThrottle::default();
     let mut stop = pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -50,21 +73,27 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                reserve.accepted();
                 connections.spawn(serve_connection(
                     stream,
                     peer,
                     router.clone(),
+                    limits,
                     closing.clone(),
                 ));
+                continue;
             }
-            Err(error) if is_about_one_connection(&error) => {}
-            Err(error) => {
-                tracing::error!(%error, "accepting connections failed; pausing");
-                tokio::select! {
-                    _ = &mut stop => break,
-                    _ = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
+            Err(error) if is_about_one_connection(&error) => continue,
+            Err(error) if is_out_of_descriptors(&error) => {
+                if reserve.refuse_one(&listener) {
+                    continue;
                 }
             }
+            Err(error) => errors.error(&error),
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
         }
     }
     let _ = closing_tx.send(true);
@@ -84,6 +113,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
+    limits: HttpLimits,
     mut closing: watch::Receiver<bool>,
 ) {
     // Frames are written in whole batches; Nagle's delay would only add latency.
@@ -92,9 +122,11 @@ async fn serve_connection(
     }
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(MIN_BUF_BYTES))
         .serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(HttpStream::new(stream, limits.write_timeout)),
             service_fn(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 // Routers are cheap to clone (shared routes) and always ready.

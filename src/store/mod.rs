@@ -59,6 +59,14 @@ impl Store {
         }
     }
 
+    /// Checks the store answers and would take a write now (for readiness). Cheap: takes the
+    /// write lock and lets go at once, writing nothing.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+        }
+    }
+
     /// The last id handed out in `room` (0 if it never had a message).
     pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
         match self {

@@ -14,6 +14,9 @@ use crate::protocol::ChatRecord;
 /// Rows per INSERT statement: 5 parameters each stays below SQLite's 32,766-parameter limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// Connections in the pool: the history writer, the reader and readiness checks share them.
+const POOL_CONNECTIONS: u32 = 4;
+
 /// Settings of the SQLite backend.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -45,12 +48,26 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout);
+        // Every connection is opened at start (by `warm_up`, one at a time: two opening a new file
+        // at once can meet its lock) and kept, as a local file never goes stale: a server out of
+        // file descriptors can still read and write history for the clients it serves.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(POOL_CONNECTIONS)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(sqlite)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        warm_up(&pool).await?;
         Ok(SqliteStore { pool })
+    }
+
+    /// `BEGIN IMMEDIATE` (the write lock) and a rollback: fails while another process holds the
+    /// lock past the busy timeout or the file cannot be written, where `SELECT 1` would not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        tx.rollback().await?;
+        Ok(())
     }
 
     pub async fn append(&self, batch: &[Arc<ChatRecord>]) -> Result<(), StoreError> {
@@ -208,6 +225,21 @@ fn to_records(room: &str, rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<ChatRecord>
             ChatRecord::new(room.clone(), id as u64, user.into(), text.into(), created)
         })
         .collect()
+}
+
+/// Opens every connection and reads through it once, so each has opened the WAL files and loaded
+/// the schema the migrations made: a connection that had to do so later, at the descriptor limit, would fail
+/// (or read the main file without the WAL and miss the tables).
+async fn warm_up(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut connections = Vec::new();
+    for _ in 0..POOL_CONNECTIONS {
+        let mut connection = pool.acquire().await?;
+        sqlx::query("SELECT 1 FROM messages LIMIT 1")
+            .fetch_optional(&mut *connection)
+            .await?;
+        connections.push(connection);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

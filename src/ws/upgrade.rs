@@ -9,9 +9,7 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusC
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -128,14 +126,9 @@ impl WsUpgrade {
                     return None;
                 }
             };
-            // `crate::net` hands hyper each `TcpStream` wrapped in `TokioIo`, and gets it back here.
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => Some(WsConnection::new(
-                    parts.io.into_inner(),
-                    &parts.read_buf,
-                    config,
-                )),
-                Err(_) => {
+            match crate::net::upgraded_tcp(upgraded) {
+                Some((tcp, read_buf)) => Some(WsConnection::new(tcp, &read_buf, config)),
+                None => {
                     tracing::error!("upgraded connection is not a TCP stream; closing it");
                     None
                 }

@@ -453,3 +453,63 @@ async fn the_page_can_check_a_name_or_token_before_connecting() {
     );
     server.shutdown().await;
 }
+
+/// In token mode the REST API needs a token too and shows only the rooms it may join;
+/// health stays open.
+#[tokio::test]
+async fn token_mode_rest_needs_a_token_and_shows_only_its_rooms() {
+    let server = token_server().await;
+    let (mut open_member, _) = upgrade(
+        &server,
+        &format!("?token={}", token("ops", Duration::from_secs(60))),
+        &[],
+    )
+    .await
+    .connected();
+    open_member.join("general").await;
+    open_member.join("team-red").await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, token: Option<String>| {
+        let mut request = client.get(server.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(get("/health", None).await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        get("/api/rooms", None).await.unwrap().status().as_u16(),
+        401
+    );
+    let limited = {
+        let mut request = TokenRequest::new("guest", Duration::from_secs(60));
+        request.rooms = Some(vec!["team-*".into()]);
+        TokenMinter::hs256(SECRET).unwrap().mint(&request).unwrap()
+    };
+    let rooms: Value = get("/api/rooms", Some(limited.clone()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rooms,
+        serde_json::json!([{"name":"team-red","user_count":1}])
+    );
+    for path in ["/api/rooms/general", "/api/rooms/general/messages"] {
+        let response = get(path, Some(limited.clone())).await.unwrap();
+        assert_eq!(response.status().as_u16(), 403, "{path}");
+    }
+    let all: Value = get("/api/rooms", Some(token("ops", Duration::from_secs(60))))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        2,
+        "no rooms claim: every room"
+    );
+    server.shutdown().await;
+}

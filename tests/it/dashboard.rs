@@ -35,7 +35,9 @@ pub const CONTRACT_COUNTERS: &[(&str, &[&str])] = &[
     ("chatterbox_history_rows_written_total", &[]),
     ("chatterbox_history_write_errors_total", &[]),
     ("chatterbox_http_requests_total", &["route", "status"]),
-    ("chatterbox_process_cpu_seconds_total", &[]),
+    ("chatterbox_http_write_timeouts_total", &[]),
+    ("chatterbox_fd_limit_refusals_total", &[]),
+    ("process_cpu_seconds_total", &[]),
 ];
 
 /// Gauges of the metric contract.
@@ -43,12 +45,12 @@ pub const CONTRACT_GAUGES: &[(&str, &[&str])] = &[
     ("chatterbox_connections_open", &[]),
     ("chatterbox_rooms", &[]),
     ("chatterbox_history_queue_depth", &[]),
-    ("chatterbox_process_resident_memory_bytes", &[]),
-    ("chatterbox_process_virtual_memory_bytes", &[]),
-    ("chatterbox_process_open_fds", &[]),
-    ("chatterbox_process_max_fds", &[]),
-    ("chatterbox_process_threads", &[]),
-    ("chatterbox_process_start_time_seconds", &[]),
+    ("process_resident_memory_bytes", &[]),
+    ("process_virtual_memory_bytes", &[]),
+    ("process_open_fds", &[]),
+    ("process_max_fds", &[]),
+    ("process_threads", &[]),
+    ("process_start_time_seconds", &[]),
 ];
 
 /// Histograms of the metric contract (exposed as `_bucket{le}`, `_sum`, `_count`).

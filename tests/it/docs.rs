@@ -1,5 +1,5 @@
-//! The reference documents list what the code has: every error code and every close reason
-//! comes from one list in the code, and the docs must name each.
+//! The reference documents list what the code has: every error code, every close reason and
+//! every setting comes from one list in the code, and the docs must name each.
 
 use crate::dashboard::manifest_dir;
 
@@ -31,4 +31,21 @@ fn observability_names_every_close_reason() {
             "docs/observability.md lacks {reason}"
         );
     }
+}
+
+#[test]
+fn readme_configuration_table_lists_every_setting() {
+    use clap::CommandFactory;
+    let readme = read("README.md");
+    let command = chatterbox::Config::command();
+    let missing: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .filter(|env| !readme.contains(&format!("| `{env}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's configuration table lacks {missing:?}"
+    );
 }

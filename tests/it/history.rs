@@ -419,7 +419,8 @@ async fn sigterm_with_a_stalled_client_still_flushes_everything() {
     assert!(status.success(), "exit status {status}");
     drop(stalled);
 
-    let server = ServerProcess::spawn(&db, 0, &[]).await;
+    // 500 messages of 3 kB: past the default MAX_PAGE_BYTES, so the page budget is raised.
+    let server = ServerProcess::spawn(&db, 0, &[("MAX_PAGE_BYTES", "4194304")]).await;
     let page = get_json(&server.url("/api/rooms/r/messages?limit=500")).await;
     assert_eq!(ids(&page["messages"]), (2501..=3000).collect::<Vec<_>>());
     server.signal_and_wait("TERM").await;

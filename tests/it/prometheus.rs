@@ -705,12 +705,23 @@ async fn prometheus_evaluates_every_dashboard_query() {
         failures.push(format!("{label}: empty result\n      {expr}"));
     }
 
-    // The $instance variable's query: label_values(chatterbox_process_start_time_seconds, instance).
+    // The $instance variable's query, label_values(METRIC, instance), as the dashboard has it.
+    let variable_query = load_dashboard()["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "instance")
+        .and_then(|v| v["query"]["query"].as_str())
+        .expect("an instance variable")
+        .to_string();
+    let variable_metric = variable_query
+        .strip_prefix("label_values(")
+        .and_then(|q| q.split(',').next())
+        .expect("label_values(METRIC, instance)")
+        .trim()
+        .to_string();
     let values = prometheus
-        .api(
-            "label/instance/values",
-            &[("match[]", "chatterbox_process_start_time_seconds")],
-        )
+        .api("label/instance/values", &[("match[]", &variable_metric)])
         .await
         .unwrap_or_else(|e| panic!("label values: {e}"));
     let instance = server.addr.to_string();

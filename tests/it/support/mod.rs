@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub use client::TestClient;
 pub use process::ServerProcess;
-pub use raw::{lock_sqlite, raw_upgrade};
+pub use raw::{http_client_from, lock_sqlite, raw_exchange, raw_upgrade};
 pub use server::TestServer;
 
 /// How long a test waits for an expected event before failing.

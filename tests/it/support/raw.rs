@@ -66,3 +66,33 @@ impl SqliteLock {
             .unwrap();
     }
 }
+
+/// Writes `request` on a fresh connection and reads until the server closes it (or resets it:
+/// the error ends the read too), under [`super::TIMEOUT`]. Returns what was read.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    // The server may close while the request is still being written; that is an answer too.
+    let _ = tcp.write_all(request).await;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(super::TIMEOUT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server did not close the connection");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// An HTTP client whose connections come from `source` (e.g. 127.0.0.2), so the server sees
+/// another client address.
+pub fn http_client_from(source: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source)
+        .build()
+        .unwrap()
+}

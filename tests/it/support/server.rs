@@ -37,6 +37,7 @@ pub struct TestServerBuilder {
     config: chatterbox::Config,
     db_path: Option<PathBuf>,
     metrics_listener: bool,
+    bind_from_config: bool,
 }
 
 impl TestServerBuilder {
@@ -58,6 +59,13 @@ impl TestServerBuilder {
         self
     }
 
+    /// Binds what the settings say (`Listeners::bind`: BIND_ADDR, PORT, METRICS_BIND_ADDR,
+    /// METRICS_PORT) instead of 127.0.0.1 port 0.
+    pub fn bind_from_config(mut self) -> Self {
+        self.bind_from_config = true;
+        self
+    }
+
     pub async fn start(self) -> TestServer {
         init_tracing();
         let (db_path, dir) = match self.db_path {
@@ -69,12 +77,22 @@ impl TestServerBuilder {
         };
         let mut config = self.config;
         config.store.db_path = db_path.clone();
-        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = http.local_addr().unwrap();
-        let metrics = match self.metrics_listener {
-            true => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind")),
-            false => None,
+        let (http, metrics) = if self.bind_from_config {
+            let listeners = chatterbox::Listeners::bind(&config.net)
+                .await
+                .expect("bind");
+            (listeners.http, listeners.metrics)
+        } else {
+            let metrics = match self.metrics_listener {
+                true => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind")),
+                false => None,
+            };
+            (
+                TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+                metrics,
+            )
         };
+        let addr = http.local_addr().unwrap();
         let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let server = chatterbox::Server::build(config)
             .await
@@ -108,6 +126,7 @@ impl TestServer {
             config,
             db_path: None,
             metrics_listener: false,
+            bind_from_config: false,
         }
     }
 

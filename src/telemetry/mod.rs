@@ -4,7 +4,10 @@
 //! description for every metric and explicit buckets for every histogram (without buckets the
 //! exporter renders summaries, which cannot be aggregated across nodes). No per-room or per-user
 //! labels: their cardinality is unbounded. Hot paths use the cached handles in [`Metrics`], so a
-//! delivery costs an atomic add, not a registry lookup. `docs/observability.md` explains each one.
+//! delivery costs an atomic add, not a registry lookup. Process metrics keep their standard
+//! unprefixed names ([`process`]). `docs/observability.md` explains each one.
+
+pub mod process;
 
 use std::sync::OnceLock;
 
@@ -45,24 +48,31 @@ pub fn recorder() -> &'static Recorder {
         let handle = builder
             .install_recorder()
             .expect("no other metrics recorder is installed");
-        let process = metrics_process::Collector::new("chatterbox_");
-        process.describe();
         describe_all();
-        Recorder { handle, process }
+        // Registered now so they are exposed at 0 before the first event, like the others.
+        for counter in [
+            "chatterbox_http_write_timeouts_total",
+            "chatterbox_fd_limit_refusals_total",
+        ] {
+            let _ = metrics::counter!(counter);
+        }
+        Recorder { handle }
     })
 }
 
-/// The Prometheus handle plus the process collector, refreshed on every scrape.
+/// The Prometheus handle; process metrics are read fresh on every scrape.
 pub struct Recorder {
     handle: PrometheusHandle,
-    process: metrics_process::Collector,
 }
 
 impl Recorder {
-    /// Renders the exposition text, refreshing process metrics first.
+    /// Renders the exposition text: the recorder's metrics, then the process's.
     pub fn render(&self) -> String {
-        self.process.collect();
-        self.handle.render()
+        let mut text = self.handle.render();
+        if let Some(sample) = process::ProcessSample::read() {
+            text.push_str(&sample.render());
+        }
+        text
     }
 
     /// Drains histogram samples into buckets; call periodically so memory stays bounded.
@@ -163,6 +173,14 @@ fn describe_all() {
         "chatterbox_http_request_duration_seconds",
         metrics::Unit::Seconds,
         "HTTP request latency, by route."
+    );
+    describe_counter!(
+        "chatterbox_http_write_timeouts_total",
+        "HTTP connections dropped because the client did not take a response within HTTP_WRITE_TIMEOUT_SECONDS."
+    );
+    describe_counter!(
+        "chatterbox_fd_limit_refusals_total",
+        "TCP connections closed right after accept because the process was out of file descriptors."
     );
 }
 
