@@ -3,6 +3,10 @@
 // Safety rule for this file: text that came from a user or the server is only ever put into the
 // page with textContent, Node.append(string) (a Text node), setAttribute or dataset, never as
 // HTML. Elements are looked up through Maps keyed by room name, never by selectors built from data.
+//
+// Bidi rule: every user-provided string shown (user and room names, message texts) is isolated —
+// a <bdi>, an element with dir="auto", or FSI…PDI inside attribute text — so that a right-to-left
+// name or text cannot reorder what is around it.
 
 import { listRooms, roomMessages } from './api.js';
 import { Connection } from './connection.js';
@@ -33,6 +37,11 @@ function h(tag, attrs = {}, ...children) {
 
 const asArray = (v) => (Array.isArray(v) ? v : []);
 const asText = (v) => (typeof v === 'string' ? v : String(v ?? ''));
+
+/** A user-provided string as an isolated inline element. */
+const bdi = (text, attrs = {}) => h('bdi', { ...attrs, text });
+/** A user-provided string isolated inside attribute text (FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE). */
+const isolated = (text) => `\u2068${text}\u2069`;
 
 // ---------------------------------------------------------------------------------------------
 // Small presentation helpers
@@ -69,25 +78,29 @@ function messageItem(m, own) {
   const meta = h(
     'div',
     { class: 'meta' },
-    h('span', { class: 'author', text: user }),
+    bdi(user, { class: 'author' }),
     own ? h('span', { class: 'you-tag', text: 'you' }) : '',
     ' ',
     time,
   );
-  li.append(avatar(user), h('div', { class: 'bubble' }, meta, h('p', { class: 'text', text: asText(m.text) })));
+  li.append(avatar(user), h('div', { class: 'bubble' }, meta, h('p', { class: 'text', dir: 'auto', text: asText(m.text) })));
   return li;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Alerts: every error the user should know about ends up here, dismissable, never swallowed.
 
+/** `message`: a string, or an array of strings and nodes (e.g. a <bdi> around a room name). */
 function showAlert(message, kind = 'error') {
   const region = $('alerts');
+  const parts = Array.isArray(message) ? message : [message];
+  const paragraph = h('p', {}, ...parts);
+  message = paragraph.textContent;
   for (const item of region.children) {
     if (item.dataset.message === message) return; // already on screen
   }
   const close = h('button', { type: 'button', class: 'alert-close', 'aria-label': 'Dismiss' }, '×');
-  const item = h('div', { class: `alert ${kind}` }, h('p', { text: message }), close);
+  const item = h('div', { class: `alert ${kind}` }, paragraph, close);
   item.dataset.message = message;
   close.addEventListener('click', () => {
     item.remove();
@@ -131,7 +144,7 @@ class RoomView {
       'button',
       { type: 'button', class: 'room-link' },
       h('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }),
-      h('span', { class: 'room-name', text: name }),
+      bdi(name, { class: 'room-name' }),
       this.unreadText,
       this.badge,
     );
@@ -170,8 +183,9 @@ class RoomView {
     this.list.insertBefore(li, before);
   }
 
-  line(text, kind = 'system') {
-    this.list.append(h('li', { class: kind, text }));
+  /** A line of the log: strings and nodes (user names in a <bdi>). */
+  line(parts, kind = 'system') {
+    this.list.append(h('li', { class: kind }, ...(Array.isArray(parts) ? parts : [parts])));
   }
 
   clear() {
@@ -389,7 +403,7 @@ function onFrame(frame) {
         if (frame.type === 'join') entry.state.addUser(user);
         else entry.state.removeUser(user);
         const stick = isStuck(entry);
-        entry.view.line(`${user} ${frame.type === 'join' ? 'joined' : 'left'}`);
+        entry.view.line([bdi(user), frame.type === 'join' ? ' joined' : ' left']);
         if (stick) entry.view.scrollToBottom();
         if (frame.room === app.active) renderPresence();
         renderDirectory();
@@ -423,7 +437,7 @@ function onHistory(entry, frame) {
 
 function onServerError(frame, entry) {
   const message = typeof frame.message === 'string' && frame.message ? frame.message : 'The server reported an error.';
-  showAlert(typeof frame.room === 'string' ? `In ${frame.room}: ${message}` : message);
+  showAlert(typeof frame.room === 'string' ? ['In ', bdi(frame.room), `: ${message}`] : message);
   if (frame.code === 'not_member') {
     // The server forgot us (e.g. a race with a reconnect): join again, resuming.
     if (entry && !entry.state.pending) app.conn?.send(entry.state.joinFrame());
@@ -514,7 +528,7 @@ async function fillGap(entry, frame) {
       before = Math.min(...got.map((m) => m.id));
     }
   } catch (err) {
-    showAlert(`Could not load ${to - from + 1} missed messages in “${entry.state.name}”: ${err.message}`);
+    showAlert([`Could not load ${to - from + 1} missed messages in “`, bdi(entry.state.name), `”: ${err.message}`]);
   }
 }
 
@@ -527,7 +541,7 @@ async function loadOlder(entry) {
     if (messages.length === 0) state.reachedStart = true; // (id 1 being held also ends it)
     addMessages(entry, messages, 'older');
   } catch (err) {
-    showAlert(`Could not load earlier messages in “${state.name}”: ${err.message}`);
+    showAlert(['Could not load earlier messages in “', bdi(state.name), `”: ${err.message}`]);
   } finally {
     view.older.disabled = false;
     view.older.hidden = !state.hasOlder;
@@ -572,15 +586,16 @@ function renderComposer() {
   input.disabled = !hasRoom;
   $('send').disabled = !hasRoom || !online;
   $('composer-label').textContent = hasRoom ? `Message ${app.active}` : 'Message';
-  input.placeholder = hasRoom ? `Message #${app.active}` : 'Join a room to chat';
+  input.placeholder = hasRoom ? `Message #${isolated(app.active)}` : 'Join a room to chat';
   $('composer-note').textContent =
     hasRoom && app.conn && !online ? 'Not connected: messages can be sent again once the connection is back.' : '';
 }
 
 function renderRoomChrome() {
   const entry = app.rooms.get(app.active);
-  $('room-title').textContent = entry ? `#${entry.state.name}` : 'No room open';
-  if (entry) $('room-title').setAttribute('title', entry.state.name); // when it is cut short
+  if (entry) $('room-title').replaceChildren('#', bdi(entry.state.name));
+  else $('room-title').textContent = 'No room open';
+  if (entry) $('room-title').setAttribute('title', isolated(entry.state.name)); // when it is cut short
   else $('room-title').removeAttribute('title');
   $('empty-state').hidden = Boolean(entry);
   $('leave-room').hidden = !entry;
@@ -600,7 +615,7 @@ function renderPresence() {
         'li',
         { class: u === app.user ? 'me' : '' },
         avatar(u),
-        h('span', { class: 'user-name', text: u }),
+        bdi(u, { class: 'user-name' }),
         u === app.user ? h('span', { class: 'you-tag', text: 'you' }) : '',
       ),
     ),
@@ -657,7 +672,7 @@ function renderDirectory() {
         'button',
         { type: 'button', class: 'room-link' },
         h('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }),
-        h('span', { class: 'room-name', text: room.name }),
+        bdi(room.name, { class: 'room-name' }),
         h('span', { class: 'joined-tag' }),
         h('span', { class: 'count' }),
       );

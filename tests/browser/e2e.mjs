@@ -121,6 +121,25 @@ function scenario(name, body, { consoleErrors = 'forbidden' } = {}) {
   });
 }
 
+/** The horizontal middle of the character at UTF-16 offset `index` of the element's text. */
+async function charX(locator, index) {
+  return locator.evaluate((el, i) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    let offset = i;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (offset < node.length) {
+        const range = document.createRange();
+        range.setStart(node, offset);
+        range.setEnd(node, offset + 1);
+        const rect = range.getBoundingClientRect();
+        return rect.left + rect.width / 2;
+      }
+      offset -= node.length;
+    }
+    throw new Error(`no character ${i} in ${JSON.stringify(el.textContent)}`);
+  }, index);
+}
+
 function assertIdsStrictlyIncrease(messages, who) {
   const ids = messages.map((m) => m.id);
   assert.ok(ids.every((id) => Number.isInteger(id)), `${who}: every message carries its id: ${ids}`);
@@ -493,4 +512,51 @@ describe('chatterbox in a browser', () => {
     await page.locator('#sidebar').waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
     assert.equal(await roomsButton.getAttribute('aria-expanded'), 'false');
   });
+
+  scenario('right-to-left names, rooms and texts are isolated: they cannot reorder what is around them', async ({ open }) => {
+    // Both end in a neutral character, which takes the direction of whatever is next to it.
+    const rtlUser = 'שרה!';
+    const rtlRoom = 'חדר 2';
+    const bob = await open();
+    await signIn(bob, 'bob');
+    await joinRoom(bob, rtlRoom, { me: 'bob' });
+    const sara = await open();
+    await signIn(sara, rtlUser);
+    await joinRoom(sara, rtlRoom, { me: rtlUser });
+    await send(sara, 'שלום!');
+    await send(sara, 'hello (left to right)');
+    await waitForMessage(bob, 'hello (left to right)');
+    await presenceItem(bob, rtlUser).waitFor({ timeout: UI_TIMEOUT });
+
+    // Isolated, "שרה!" reads right to left on its own: its "!" ends up at its left. Not isolated,
+    // the "!" would join the left-to-right " joined" after it and show at the name's right.
+    const joined = activeLog(bob).locator('li.system', { hasText: 'joined' });
+    assert.equal(await joined.textContent(), `${rtlUser} joined`);
+    assert.ok((await charX(joined, 3)) < (await charX(joined, 0)), 'the name keeps its own order');
+    assert.ok((await charX(joined, 0)) < (await charX(joined, 5)), 'and stays left of "joined"');
+    assert.equal(await joined.locator('bdi').textContent(), rtlUser);
+    // A message takes its direction from its own text.
+    const rtlText = messageItem(bob, 'שלום!').locator('.text');
+    assert.equal(await rtlText.evaluate((el) => getComputedStyle(el).direction), 'rtl');
+    assert.ok((await charX(rtlText, 4)) < (await charX(rtlText, 0)), 'the "!" ends the right-to-left text');
+    const ltrText = messageItem(bob, 'hello (left to right)').locator('.text');
+    assert.equal(await ltrText.evaluate((el) => getComputedStyle(el).direction), 'ltr');
+
+    // Every user-provided string on both pages is isolated, wherever it is shown.
+    await bob.getByLabel('Join or create a room').fill('bad\u200broom'); // refused: an alert names the room
+    await bob.getByLabel('Join or create a room').press('Enter');
+    await bob.locator('#alerts .alert', { hasText: 'room name must not contain invisible' }).waitFor({ timeout: UI_TIMEOUT });
+    for (const [who, page] of [['bob', bob], ['sara', sara]]) {
+      const styles = await page
+        .locator('.author, .room-name, .user-name, #me-name, #room-title bdi, li.system bdi, #alerts bdi, .text')
+        .evaluateAll((els) => els.map((el) => [el.className || el.id || el.tagName, getComputedStyle(el).unicodeBidi]));
+      assert.ok(styles.length >= 8, `${who}: found the names and texts: ${JSON.stringify(styles)}`);
+      for (const [what, bidi] of styles) {
+        assert.ok(['isolate', 'plaintext', 'isolate-override'].includes(bidi), `${who}: ${what} is isolated (${bidi})`);
+      }
+      const placeholder = await page.locator('#composer-input').getAttribute('placeholder');
+      assert.equal(placeholder, `Message #\u2068${rtlRoom}\u2069`, `${who}: the room name in the placeholder is isolated`);
+    }
+    assert.equal(await bob.locator('#alerts bdi').first().textContent(), 'bad\u200broom');
+  }, { consoleErrors: 'allowed' }); // the refused room is logged
 });
