@@ -176,10 +176,10 @@ export async function waitForConnection(page, state, timeout = UI_TIMEOUT) {
 
 /** Joins (or creates) a room through the "Join or create a room" form and waits for presence. */
 export async function joinRoom(page, room, { me } = {}) {
-  // On a narrow screen the form is in the rooms drawer.
-  if (!(await page.getByLabel('Join or create a room').isVisible())) {
-    await page.getByRole('button', { name: 'Rooms' }).click();
-  }
+  // On a narrow screen the form is in the rooms drawer. (Asked of the toggle, not of the form:
+  // a drawer that is closing stays visible for its transition.)
+  const toggle = page.getByRole('button', { name: 'Rooms' });
+  if ((await toggle.isVisible()) && (await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
   await page.getByLabel('Join or create a room').fill(room);
   await page.getByLabel('Join or create a room').press('Enter');
   await page.locator('#room-title', { hasText: `#${room}` }).waitFor({ timeout: UI_TIMEOUT });
