@@ -86,15 +86,17 @@ async function stopServer() {
 
 /**
  * A test with a helper to open pages (each in its own browser context, like different people).
- * After the body it asserts that no page opened a dialog or threw, and unless the test provokes
- * failed requests (`{ consoleErrors: 'allowed' }`), that nothing was logged as an error (CSP
- * violations would be). On failure it saves screenshots.
+ * After the body it asserts that no page opened a dialog, threw or broke the Content-Security-
+ * Policy (the harness adds the strict one, connect-src 'self'), and unless the test provokes
+ * failed requests (`{ consoleErrors: 'allowed' }`), that nothing was logged as an error. On
+ * failure it saves screenshots. `target()` is the server the pages open (the shared one unless
+ * a suite runs its own).
  */
-function scenario(name, body, { consoleErrors = 'forbidden' } = {}) {
+function scenario(name, body, { consoleErrors = 'forbidden', target = () => server } = {}) {
   test(name, async (t) => {
     const pages = [];
     const open = async (options) => {
-      const page = await openPage(browser, server.baseUrl, options);
+      const page = await openPage(browser, target().baseUrl, options);
       pages.push(page);
       return page;
     };
@@ -103,12 +105,13 @@ function scenario(name, body, { consoleErrors = 'forbidden' } = {}) {
       for (const page of pages) {
         assert.deepEqual(page.dialogs, [], 'no dialog may ever open');
         assert.deepEqual(page.pageErrors, [], 'the page must not throw');
+        assert.deepEqual(page.cspViolations, [], 'nothing the Content-Security-Policy blocks');
         if (consoleErrors === 'forbidden') assert.deepEqual(page.consoleErrors, [], 'nothing logged as an error');
       }
     } catch (err) {
       const shots = await screenshotAll(pages, name);
       t.diagnostic(`screenshots: ${shots.join(', ') || 'none'}`);
-      t.diagnostic(`server log (tail):\n${server.log().slice(-3000)}`);
+      t.diagnostic(`server log (tail):\n${target().log().slice(-3000)}`);
       for (const [i, page] of pages.entries()) {
         if (page.dialogs.length) t.diagnostic(`page ${i} dialogs: ${page.dialogs.join(' | ')}`);
         if (page.pageErrors.length) t.diagnostic(`page ${i} errors: ${page.pageErrors.join(' | ')}`);
@@ -162,22 +165,45 @@ describe('chatterbox in a browser', () => {
     await removeDir(dir);
   });
 
-  scenario('signing in validates the name like the server and manages focus', async ({ open }) => {
+  scenario('the server decides about a name: a refused one is shown with its reason and nothing connects', async ({ open }) => {
     const page = await open();
     const name = page.getByLabel('Your name');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-name');
-    await name.fill('x'.repeat(33));
-    await name.press('Enter');
-    await page.getByText('at most 32 characters', { exact: false }).waitFor({ timeout: UI_TIMEOUT });
-    assert.equal(await name.getAttribute('aria-invalid'), 'true');
+    // Names the page used to let through, each refused by the server's rules (docs/PROTOCOL.md#names).
+    const refused = [
+      ['ali\u200bce', 'must not contain invisible or formatting characters (U+200B)'], // a zero-width space
+      ['\u0430lice', 'mixes Cyrillic (U+0430) and Latin (U+006C) letters'], // a Cyrillic а
+      [' bob', 'must not start or end with a space'], // not trimmed: the server says why
+      ['x'.repeat(33), 'is longer than 32 characters'],
+    ];
+    for (const [i, [bad, reason]] of refused.entries()) {
+      await name.fill(bad);
+      await name.press('Enter');
+      await page.locator('#login-error', { hasText: `The server refused this name: user name ${reason}` }).waitFor({ timeout: UI_TIMEOUT });
+      assert.equal(await name.getAttribute('aria-invalid'), 'true');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-name', 'focus stays on the name');
+      assert.equal(await name.inputValue(), bad, 'the name stays as typed, to be fixed');
+      assert.equal(page.sessionChecks.length, i + 1, 'one check per submit');
+    }
+    assert.equal(page.sockets.length, 0, 'no WebSocket was opened for a refused name');
     assert.equal(await page.locator('#conn').getAttribute('data-state'), 'offline');
+    assert.equal(await page.locator('#login-countdown').textContent(), '', 'no retry is pending');
 
     await signIn(page, 'é'.repeat(32)); // 32 characters, 64 bytes: allowed
+    assert.equal(await page.locator('#login-error').isHidden(), true);
     // No room yet: focus goes to "Join or create a room".
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'new-room');
     await joinRoom(page, 'focus-room', { me: 'é'.repeat(32) });
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'composer-input');
-  });
+
+    // The page goes by the name the server normalised (NFKC): fullwidth letters are plain ones.
+    await page.getByRole('button', { name: 'Change name' }).click();
+    await signIn(page, '\uff46\uff55\uff4c\uff4c'); // ｆｕｌｌ
+    assert.equal(await page.locator('#me-name').textContent(), 'full');
+    await joinRoom(page, 'focus-room', { me: 'full' });
+    await send(page, 'mine');
+    assert.equal(await messageItem(page, 'mine').getAttribute('class'), 'msg own');
+  }, { consoleErrors: 'allowed' }); // the refusals are failed requests
 
   scenario('two people chat in a room and see each other, presence and unread counts', async ({ open }) => {
     const alice = await open();
