@@ -3,18 +3,33 @@
 // Safety rule for this file: text that came from a user or the server is only ever put into the
 // page with textContent, Node.append(string) (a Text node), setAttribute or dataset, never as
 // HTML. Elements are looked up through Maps keyed by room name, never by selectors built from data.
+//
+// Bidi rule: every user-provided string shown (user and room names, message texts) is isolated —
+// a <bdi>, an element with dir="auto", or FSI…PDI inside attribute text — so that a right-to-left
+// name or text cannot reorder what is around it.
+//
+// Who may connect is the server's decision: before connecting the page asks GET /api/session and
+// shows its reason (a refused name on the login form, a refused token or origin as an alert, a
+// countdown when the server is busy). In token mode the token comes from the URL fragment
+// (#token=…, removed from the address bar at once) or the login form, lives in sessionStorage, is
+// offered to the WebSocket as the subprotocol auth.<token> and sent as a Bearer token to the REST API.
 
-import { listRooms, roomMessages } from './api.js';
-import { Connection } from './connection.js';
-import { MAX_ROOM_CHARS, MAX_TEXT_CHARS, RoomState, nameProblem } from './rooms.js';
+import { checkSession, listRooms, onUnauthorized, roomMessages, setAuthToken } from './api.js';
+import { Connection, backoffDelay } from './connection.js';
+import { MAX_TEXT_CHARS, RoomState, normalizeName } from './rooms.js';
 
 const ROOM_POLL_MS = 4000;
 const OLDER_PAGE = 50;
 const GAP_PAGE = 100;
 const NEAR_BOTTOM_PX = 48;
 const MAX_ALERTS = 5;
-const SESSION_KEY = 'chatterbox.session';
-const NAME_KEY = 'chatterbox.name';
+const SESSION_KEY = 'chatterbox.session'; // sessionStorage: {user, mode, rooms, active}
+const TOKEN_KEY = 'chatterbox.token'; // sessionStorage: the sign-in token (token mode)
+const RESUME_KEY = 'chatterbox.resume'; // sessionStorage: {user, ticket} from the last `welcome`
+const NAME_KEY = 'chatterbox.name'; // localStorage: the last name, to prefill the form
+const MODE_KEY = 'chatterbox.mode'; // localStorage: 'token' when the server last wanted a token
+/** The subprotocol the server selects when the page offers it beside auth.<token>. */
+const SUBPROTOCOL = 'chatterbox';
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,6 +48,32 @@ function h(tag, attrs = {}, ...children) {
 
 const asArray = (v) => (Array.isArray(v) ? v : []);
 const asText = (v) => (typeof v === 'string' ? v : String(v ?? ''));
+
+/** A user-provided string as an isolated inline element. */
+const bdi = (text, attrs = {}) => h('bdi', { ...attrs, text });
+/** A user-provided string isolated inside attribute text (FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE). */
+const isolated = (text) => `\u2068${text}\u2069`;
+
+// `where`: 'session' or 'local'. Even reading window.sessionStorage throws where storage is
+// disabled, hence inside the try.
+const storageOf = (where) => (where === 'local' ? window.localStorage : window.sessionStorage);
+
+function storageGet(where, key) {
+  try {
+    return storageOf(where).getItem(key);
+  } catch {
+    return null; // storage disabled
+  }
+}
+
+function storageSet(where, key, value) {
+  try {
+    if (value == null) storageOf(where).removeItem(key);
+    else storageOf(where).setItem(key, value);
+  } catch {
+    // storage disabled: a reload asks again
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Small presentation helpers
@@ -69,25 +110,29 @@ function messageItem(m, own) {
   const meta = h(
     'div',
     { class: 'meta' },
-    h('span', { class: 'author', text: user }),
+    bdi(user, { class: 'author' }),
     own ? h('span', { class: 'you-tag', text: 'you' }) : '',
     ' ',
     time,
   );
-  li.append(avatar(user), h('div', { class: 'bubble' }, meta, h('p', { class: 'text', text: asText(m.text) })));
+  li.append(avatar(user), h('div', { class: 'bubble' }, meta, h('p', { class: 'text', dir: 'auto', text: asText(m.text) })));
   return li;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Alerts: every error the user should know about ends up here, dismissable, never swallowed.
 
+/** `message`: a string, or an array of strings and nodes (e.g. a <bdi> around a room name). */
 function showAlert(message, kind = 'error') {
   const region = $('alerts');
+  const parts = Array.isArray(message) ? message : [message];
+  const paragraph = h('p', {}, ...parts);
+  message = paragraph.textContent;
   for (const item of region.children) {
     if (item.dataset.message === message) return; // already on screen
   }
   const close = h('button', { type: 'button', class: 'alert-close', 'aria-label': 'Dismiss' }, '×');
-  const item = h('div', { class: `alert ${kind}` }, h('p', { text: message }), close);
+  const item = h('div', { class: `alert ${kind}` }, paragraph, close);
   item.dataset.message = message;
   close.addEventListener('click', () => {
     item.remove();
@@ -100,7 +145,7 @@ function showAlert(message, kind = 'error') {
 function focusMain() {
   if (!$('chat').hidden && !$('composer-input').disabled) $('composer-input').focus();
   else if (!$('chat').hidden) $('new-room').focus();
-  else $('login-name').focus();
+  else loginField().focus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +176,7 @@ class RoomView {
       'button',
       { type: 'button', class: 'room-link' },
       h('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }),
-      h('span', { class: 'room-name', text: name }),
+      bdi(name, { class: 'room-name' }),
       this.unreadText,
       this.badge,
     );
@@ -170,8 +215,9 @@ class RoomView {
     this.list.insertBefore(li, before);
   }
 
-  line(text, kind = 'system') {
-    this.list.append(h('li', { class: kind, text }));
+  /** A line of the log: strings and nodes (user names in a <bdi>). */
+  line(parts, kind = 'system') {
+    this.list.append(h('li', { class: kind }, ...(Array.isArray(parts) ? parts : [parts])));
   }
 
   clear() {
@@ -201,6 +247,12 @@ class RoomView {
 
 const app = {
   user: null,
+  /** 'open': the person picks a name; 'token': a signed token names them (the server decides) */
+  mode: 'open',
+  /** the sign-in token (token mode), also in sessionStorage */
+  token: null,
+  /** the room patterns the token may join, or null: any */
+  grantRooms: null,
   /** @type {Connection|null} */
   conn: null,
   /** @type {Map<string, {state: RoomState, view: RoomView}>} */
@@ -211,27 +263,32 @@ const app = {
   pollTimer: null,
   pollFailing: false,
   tickTimer: null,
+  /** a session to take up again when the same user signs in next (after a refusal) */
+  restore: null,
+  /** the login form's countdown before it asks the server again (busy or unreachable) */
+  loginTimer: null,
+  loginAttempt: 0,
+  /** bumped by every sign-in attempt, so that an answer that comes late is ignored */
+  loginGeneration: 0,
 };
 
 function saveSession() {
   if (!app.user) return;
-  try {
-    sessionStorage.setItem(
-      SESSION_KEY,
-      JSON.stringify({ user: app.user, rooms: [...app.rooms.keys()], active: app.active }),
-    );
-  } catch {
-    // storage disabled: a reload simply asks for the name again
-  }
+  storageSet(
+    'session',
+    SESSION_KEY,
+    JSON.stringify({ user: app.user, mode: app.mode, rooms: [...app.rooms.keys()], active: app.active }),
+  );
 }
 
 function loadSession() {
   try {
-    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null');
-    if (s && typeof s.user === 'string' && !nameProblem(s.user)) {
+    const s = JSON.parse(storageGet('session', SESSION_KEY) ?? 'null');
+    if (s && typeof s.user === 'string' && s.user) {
       return {
         user: s.user,
-        rooms: asArray(s.rooms).filter((r) => typeof r === 'string' && !nameProblem(r, 'Room', MAX_ROOM_CHARS)),
+        mode: s.mode === 'token' ? 'token' : 'open',
+        rooms: asArray(s.rooms).filter((r) => typeof r === 'string' && r),
         active: typeof s.active === 'string' ? s.active : null,
       };
     }
@@ -241,30 +298,202 @@ function loadSession() {
   return null;
 }
 
+/** The resume ticket of the last `welcome` for `user`, or '' (which asks the server for one). */
+function loadTicket(user) {
+  try {
+    const t = JSON.parse(storageGet('session', RESUME_KEY) ?? 'null');
+    return t && t.user === user && typeof t.ticket === 'string' ? t.ticket : '';
+  } catch {
+    return '';
+  }
+}
+
+function saveTicket(user, ticket) {
+  storageSet('session', RESUME_KEY, user && ticket ? JSON.stringify({ user, ticket }) : null);
+}
+
+function setToken(token) {
+  app.token = token || null;
+  setAuthToken(app.token);
+  storageSet('session', TOKEN_KEY, app.token);
+}
+
+/**
+ * A token in the URL fragment (#token=…), removed from the address bar at once so that it is not
+ * copied, bookmarked or shared with the URL (a fragment never reaches a server or a Referer).
+ */
+function takeTokenFromUrl() {
+  const fragment = window.location.hash.replace(/^#/, '');
+  if (!fragment) return null;
+  const params = new URLSearchParams(fragment);
+  if (!params.has('token')) return null;
+  const token = params.get('token').trim();
+  params.delete('token');
+  const rest = params.toString();
+  const { pathname, search } = window.location;
+  window.history.replaceState(window.history.state, '', `${pathname}${search}${rest ? `#${rest}` : ''}`);
+  return token || null;
+}
+
+/** The WebSocket URL: the page's own origin (CSP connect-src 'self'), with the resume ticket. */
+function wsUrl() {
+  const url = new URL('/ws', window.location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const user = app.mode === 'token' ? '' : `user=${encodeURIComponent(app.user)}&`;
+  url.search = `?${user}resume=${encodeURIComponent(loadTicket(app.user))}`;
+  return url.href;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The login form: a name (open mode) or a sign-in token (token mode), both checked by the server
+
+function loginMode() {
+  return $('login-form').dataset.mode === 'token' ? 'token' : 'open';
+}
+
+function loginField() {
+  return loginMode() === 'token' ? $('login-token') : $('login-name');
+}
+
+/** Shows the form for `mode`, with `error` (or none) on its field. */
+function showLoginForm(mode, error = null) {
+  $('login-form').dataset.mode = mode;
+  $('name-group').hidden = mode === 'token';
+  $('token-group').hidden = mode !== 'token';
+  $('login-submit').textContent = mode === 'token' ? 'Sign in' : 'Start chatting';
+  storageSet('local', MODE_KEY, mode === 'token' ? 'token' : null);
+  showFieldError($('login-name'), $('login-error'), mode === 'open' ? error : null);
+  showFieldError($('login-token'), $('token-error'), mode === 'token' ? error : null);
+}
+
+/** `status` is announced (a live region); `countdown` changes every second, so it is not. */
+function setLoginStatus(status = '', countdown = '') {
+  if ($('login-status').textContent !== status) $('login-status').textContent = status;
+  $('login-countdown').textContent = countdown;
+}
+
+function cancelLoginRetry() {
+  clearInterval(app.loginTimer);
+  app.loginTimer = null;
+}
+
+/** Counts down `seconds` on the login form, then calls `again`. */
+function loginCountdown(status, seconds, again) {
+  cancelLoginRetry();
+  const due = Date.now() + seconds * 1000;
+  const tick = () => {
+    const left = Math.ceil((due - Date.now()) / 1000);
+    if (left <= 0) {
+      cancelLoginRetry();
+      again();
+      return;
+    }
+    setLoginStatus(status, `Trying again in ${left}s…`);
+  };
+  app.loginTimer = setInterval(tick, 250);
+  tick();
+}
+
+/** A server's reason as a sentence: a full stop at the end (and a capital, with `capital`). */
+const sentence = (text, { capital = false } = {}) => {
+  let s = asText(text).trim();
+  if (capital) s = s.charAt(0).toUpperCase() + s.slice(1);
+  return /[.!?…]$/.test(s) ? s : `${s}.`;
+};
+
+/**
+ * Asks the server whether `credentials` ({user} or {token}) would be let in; signs in as the
+ * user it names, or shows why not. `restore`: a stored session whose rooms are rejoined when the
+ * server names the same user.
+ */
+async function attemptSignIn(credentials, { restore = null } = {}) {
+  cancelLoginRetry();
+  const generation = ++app.loginGeneration;
+  const viaToken = credentials.token != null;
+  $('login-submit').disabled = true;
+  setLoginStatus('Checking…');
+  const outcome = await checkSession(credentials);
+  if (generation !== app.loginGeneration) return; // superseded
+  $('login-submit').disabled = false;
+  setLoginStatus();
+  switch (outcome.kind) {
+    case 'ok': {
+      app.loginAttempt = 0;
+      app.mode = outcome.mode;
+      setToken(viaToken && outcome.mode === 'token' ? credentials.token : null);
+      app.grantRooms = outcome.rooms;
+      const same = restore && restore.user === outcome.user;
+      signIn(outcome.user, { rooms: same ? restore.rooms : [], active: same ? restore.active : null, checked: true });
+      return;
+    }
+    case 'name':
+      if (viaToken) {
+        // An open-mode server: it wants a name, not a token.
+        setToken(null);
+        showLoginForm('open', 'This server does not use sign-in tokens: pick a name.');
+      } else {
+        $('login-name').value = credentials.user;
+        showLoginForm('open', `The server refused this name: ${sentence(outcome.message)}`);
+      }
+      break;
+    case 'token':
+      setToken(null);
+      if (outcome.missing) {
+        showLoginForm('token');
+      } else {
+        showLoginForm('token', `The server refused this token: ${sentence(outcome.message)}`);
+        showAlert(`Your sign-in token was refused: ${sentence(outcome.message)} Paste a new one to sign in.`);
+      }
+      break;
+    case 'forbidden':
+      showAlert(`The server refused the connection: ${sentence(outcome.message)}`);
+      break;
+    default: {
+      // Busy (429/503: when the server says) or unreachable (the backoff): shown, then again.
+      const seconds = outcome.kind === 'wait' ? outcome.retryAfter : backoffDelay(app.loginAttempt) / 1000;
+      app.loginAttempt += 1;
+      const status =
+        outcome.kind === 'wait'
+          ? `The server is busy: ${sentence(outcome.message)}`
+          : `The server cannot be reached: ${sentence(outcome.message)}`;
+      loginCountdown(status, seconds, () => attemptSignIn(credentials, { restore }));
+      return;
+    }
+  }
+  if (!$('login').hidden) loginField().focus();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Signing in and out
 
-function signIn(user, rooms = [], active = null) {
+function signIn(user, { rooms = [], active = null, checked = false } = {}) {
+  cancelLoginRetry();
+  setLoginStatus();
   app.user = user;
-  try {
-    localStorage.setItem(NAME_KEY, user);
-  } catch {
-    // fine
-  }
+  app.restore = null;
+  if (app.mode === 'open') storageSet('local', NAME_KEY, user);
+  $('login-token').value = '';
   $('login').hidden = true;
   $('chat').hidden = false;
   $('me').hidden = false;
-  $('me-name').textContent = user;
-  avatar(user, $('me-avatar'));
+  renderMe();
+  $('sign-out').textContent = app.mode === 'token' ? 'Sign out' : 'Change name';
   document.body.classList.add('signed-in');
+  renderGrant();
 
-  const url = new URL(`/ws?user=${encodeURIComponent(user)}`, window.location.href);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  const conn = new Connection(url.href);
+  const conn = new Connection({
+    url: wsUrl,
+    // Browsers cannot set headers on a WebSocket, but they can offer subprotocols.
+    protocols: () => (app.mode === 'token' && app.token ? [SUBPROTOCOL, `auth.${app.token}`] : undefined),
+    check: () => checkSession(app.mode === 'token' ? { token: app.token } : { user: app.user }),
+    checked,
+  });
   app.conn = conn;
   conn.addEventListener('state', renderConnection);
   conn.addEventListener('open', onOpen);
   conn.addEventListener('frame', (ev) => onFrame(ev.detail));
+  conn.addEventListener('checked', (ev) => onChecked(ev.detail));
+  conn.addEventListener('refused', (ev) => onRefused(ev.detail));
   conn.addEventListener('problem', (ev) => showAlert(ev.detail.message));
 
   for (const name of rooms) addRoom(name);
@@ -277,7 +506,66 @@ function signIn(user, rooms = [], active = null) {
   focusMain();
 }
 
-function signOut() {
+function renderMe() {
+  $('me-name').textContent = app.user ?? '';
+  if (app.user) avatar(app.user, $('me-avatar'));
+}
+
+/** In token mode, the rooms the token may join, next to "Join or create a room". */
+function renderGrant() {
+  const hint = $('new-room-hint');
+  const rooms = app.mode === 'token' ? app.grantRooms : null;
+  hint.hidden = !rooms;
+  if (!rooms) return;
+  const parts = rooms.length ? ['Your token lets you join: '] : ['Your token lets you join no room.'];
+  rooms.forEach((pattern, i) => parts.push(...(i ? [', '] : []), bdi(pattern)));
+  hint.replaceChildren(...parts);
+}
+
+/** A later check (before a reconnect) passed: it names the user and what the token grants. */
+function onChecked(outcome) {
+  app.grantRooms = outcome.rooms;
+  renderGrant();
+  if (outcome.user !== app.user) {
+    app.user = outcome.user;
+    renderMe();
+    saveSession();
+  }
+}
+
+/** The server refused us while signed in (before a reconnect, or close code 4001). */
+function onRefused(outcome) {
+  switch (outcome.kind) {
+    case 'name': {
+      if (app.mode === 'token') {
+        // The server no longer uses tokens: it wants a name.
+        setToken(null);
+        returnToLogin('open', 'This server does not use sign-in tokens: pick a name.');
+        break;
+      }
+      const name = app.user;
+      returnToLogin('open', `The server refused this name: ${sentence(outcome.message)}`);
+      $('login-name').value = name;
+      break;
+    }
+    case 'token':
+      setToken(null); // never again: a new one is needed
+      if (outcome.missing) {
+        returnToLogin('token', null, 'This server now needs a sign-in token.');
+      } else {
+        const why = outcome.expired ? 'Your sign-in token expired.' : `Your sign-in token was refused: ${sentence(outcome.message)}`;
+        returnToLogin('token', `The server refused this token: ${sentence(outcome.message)}`, `${why} Paste a new one to go on.`);
+      }
+      break;
+    default:
+      // Forbidden (origin or host): no use retrying by itself. The status offers "Retry now".
+      showAlert(`The server refused the connection: ${sentence(outcome.message)}`);
+      break;
+  }
+}
+
+/** Tears down the chat (the connection, the rooms' views) and shows the login form. */
+function leaveChat() {
   closeDrawers();
   clearInterval(app.pollTimer);
   app.conn?.stop();
@@ -286,11 +574,6 @@ function signOut() {
   app.rooms.clear();
   app.active = null;
   app.user = null;
-  try {
-    sessionStorage.removeItem(SESSION_KEY);
-  } catch {
-    // fine
-  }
   document.body.classList.remove('signed-in');
   $('chat').hidden = true;
   $('me').hidden = true;
@@ -298,7 +581,27 @@ function signOut() {
   renderRoomChrome();
   renderConnection();
   updateTitle();
-  $('login-name').focus();
+}
+
+/** Back to the login form after a refusal; the same user signing in again gets the rooms back. */
+function returnToLogin(mode, error, alert = null) {
+  const restore = app.user ? { user: app.user, rooms: [...app.rooms.keys()], active: app.active } : null;
+  leaveChat();
+  app.restore = restore;
+  showLoginForm(mode, error);
+  if (alert) showAlert(alert);
+  loginField().focus();
+}
+
+function signOut() {
+  const mode = app.mode;
+  leaveChat();
+  app.restore = null;
+  storageSet('session', SESSION_KEY, null);
+  saveTicket(null, null);
+  setToken(null);
+  showLoginForm(mode);
+  loginField().focus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,7 +692,7 @@ function onFrame(frame) {
         if (frame.type === 'join') entry.state.addUser(user);
         else entry.state.removeUser(user);
         const stick = isStuck(entry);
-        entry.view.line(`${user} ${frame.type === 'join' ? 'joined' : 'left'}`);
+        entry.view.line([bdi(user), frame.type === 'join' ? ' joined' : ' left']);
         if (stick) entry.view.scrollToBottom();
         if (frame.room === app.active) renderPresence();
         renderDirectory();
@@ -400,6 +703,11 @@ function onFrame(frame) {
       break;
     case 'error':
       onServerError(frame, entry);
+      break;
+    case 'welcome':
+      // Sent first when the URL asks for a resume ticket: kept for the next reconnect, which
+      // the server then lets in ahead of new arrivals. Nothing to show.
+      if (typeof frame.resume === 'string' && frame.resume) saveTicket(app.user, frame.resume);
       break;
     default:
       // Unknown types are future extensions: ignore.
@@ -423,7 +731,7 @@ function onHistory(entry, frame) {
 
 function onServerError(frame, entry) {
   const message = typeof frame.message === 'string' && frame.message ? frame.message : 'The server reported an error.';
-  showAlert(typeof frame.room === 'string' ? `In ${frame.room}: ${message}` : message);
+  showAlert(typeof frame.room === 'string' ? ['In ', bdi(frame.room), `: ${message}`] : message);
   if (frame.code === 'not_member') {
     // The server forgot us (e.g. a race with a reconnect): join again, resuming.
     if (entry && !entry.state.pending) app.conn?.send(entry.state.joinFrame());
@@ -514,7 +822,7 @@ async function fillGap(entry, frame) {
       before = Math.min(...got.map((m) => m.id));
     }
   } catch (err) {
-    showAlert(`Could not load ${to - from + 1} missed messages in “${entry.state.name}”: ${err.message}`);
+    showAlert([`Could not load ${to - from + 1} missed messages in “`, bdi(entry.state.name), `”: ${err.message}`]);
   }
 }
 
@@ -527,7 +835,7 @@ async function loadOlder(entry) {
     if (messages.length === 0) state.reachedStart = true; // (id 1 being held also ends it)
     addMessages(entry, messages, 'older');
   } catch (err) {
-    showAlert(`Could not load earlier messages in “${state.name}”: ${err.message}`);
+    showAlert(['Could not load earlier messages in “', bdi(state.name), `”: ${err.message}`]);
   } finally {
     view.older.disabled = false;
     view.older.hidden = !state.hasOlder;
@@ -542,6 +850,7 @@ const CONNECTION_LABELS = {
   online: 'Online',
   reconnecting: 'Reconnecting',
   offline: 'Offline',
+  refused: 'Not connected',
 };
 
 function renderConnection() {
@@ -551,17 +860,19 @@ function renderConnection() {
   const label = CONNECTION_LABELS[state];
   if ($('conn-label').textContent !== label) $('conn-label').textContent = label;
   clearInterval(app.tickTimer);
+  const reason = app.conn?.reason ?? '';
   const tick = () => {
     const secs = Math.max(0, Math.ceil((app.conn.retryAt - Date.now()) / 1000));
-    $('conn-detail').textContent = `in ${secs}s`;
+    // A wait the server asked for (429/503) says why; the plain backoff just counts down.
+    $('conn-detail').textContent = reason ? `${sentence(reason, { capital: true })} Retrying in ${secs}s` : `in ${secs}s`;
   };
   if (state === 'reconnecting') {
     tick();
     app.tickTimer = setInterval(tick, 250);
   } else {
-    $('conn-detail').textContent = '';
+    $('conn-detail').textContent = state === 'refused' ? reason : '';
   }
-  $('conn-retry').hidden = !app.conn || !(state === 'reconnecting' || state === 'offline');
+  $('conn-retry').hidden = !app.conn || !(state === 'reconnecting' || state === 'offline' || state === 'refused');
   renderComposer();
 }
 
@@ -572,15 +883,16 @@ function renderComposer() {
   input.disabled = !hasRoom;
   $('send').disabled = !hasRoom || !online;
   $('composer-label').textContent = hasRoom ? `Message ${app.active}` : 'Message';
-  input.placeholder = hasRoom ? `Message #${app.active}` : 'Join a room to chat';
+  input.placeholder = hasRoom ? `Message #${isolated(app.active)}` : 'Join a room to chat';
   $('composer-note').textContent =
     hasRoom && app.conn && !online ? 'Not connected: messages can be sent again once the connection is back.' : '';
 }
 
 function renderRoomChrome() {
   const entry = app.rooms.get(app.active);
-  $('room-title').textContent = entry ? `#${entry.state.name}` : 'No room open';
-  if (entry) $('room-title').setAttribute('title', entry.state.name); // when it is cut short
+  if (entry) $('room-title').replaceChildren('#', bdi(entry.state.name));
+  else $('room-title').textContent = 'No room open';
+  if (entry) $('room-title').setAttribute('title', isolated(entry.state.name)); // when it is cut short
   else $('room-title').removeAttribute('title');
   $('empty-state').hidden = Boolean(entry);
   $('leave-room').hidden = !entry;
@@ -600,7 +912,7 @@ function renderPresence() {
         'li',
         { class: u === app.user ? 'me' : '' },
         avatar(u),
-        h('span', { class: 'user-name', text: u }),
+        bdi(u, { class: 'user-name' }),
         u === app.user ? h('span', { class: 'you-tag', text: 'you' }) : '',
       ),
     ),
@@ -657,7 +969,7 @@ function renderDirectory() {
         'button',
         { type: 'button', class: 'room-link' },
         h('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }),
-        h('span', { class: 'room-name', text: room.name }),
+        bdi(room.name, { class: 'room-name' }),
         h('span', { class: 'joined-tag' }),
         h('span', { class: 'count' }),
       );
@@ -711,26 +1023,45 @@ function showFieldError(input, errorEl, message) {
 }
 
 function init() {
+  // First of all, so that the token leaves the address bar before anything else happens.
+  const urlToken = takeTokenFromUrl();
+  onUnauthorized((message) => {
+    if (app.conn) onRefused({ kind: 'token', message });
+  });
+
   $('login-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const input = $('login-name');
-    const name = input.value.trim();
-    const problem = nameProblem(name, 'Your name');
-    showFieldError(input, $('login-error'), problem);
-    if (problem) {
-      input.focus();
-      return;
+    const restore = app.restore ?? loadSession();
+    if (loginMode() === 'token') {
+      const input = $('login-token');
+      const token = input.value.trim(); // a pasted token often brings a space or a newline
+      showFieldError(input, $('token-error'), token ? null : 'Paste your sign-in token.');
+      if (!token) {
+        input.focus();
+        return;
+      }
+      attemptSignIn({ token }, { restore });
+    } else {
+      // The name as typed (not even trimmed): the server decides, and says why.
+      const input = $('login-name');
+      const name = input.value;
+      showFieldError(input, $('login-error'), name ? null : 'Enter a name.');
+      if (!name) {
+        input.focus();
+        return;
+      }
+      attemptSignIn({ user: name }, { restore });
     }
-    signIn(name);
   });
 
   $('new-room-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const input = $('new-room');
-    const name = input.value.trim();
-    const problem = nameProblem(name, 'Room name', MAX_ROOM_CHARS);
-    showFieldError(input, $('new-room-error'), problem);
-    if (problem) {
+    // As the server will store it (NFKC), so that its answers find the room; its rules decide
+    // the rest (an `invalid_room` error is shown).
+    const name = normalizeName(input.value);
+    showFieldError(input, $('new-room-error'), name ? null : 'Enter a room name.');
+    if (!name) {
       input.focus();
       return;
     }
@@ -782,17 +1113,16 @@ function init() {
   });
 
   const session = loadSession();
-  if (session) {
-    signIn(session.user, session.rooms, session.active);
-  } else {
-    try {
-      $('login-name').value = localStorage.getItem(NAME_KEY) ?? '';
-    } catch {
-      // fine
-    }
-    renderConnection();
-    $('login-name').focus();
-  }
+  if (urlToken) storageSet('session', TOKEN_KEY, urlToken);
+  const token = urlToken ?? storageGet('session', TOKEN_KEY);
+  const rememberedMode = session?.mode ?? (storageGet('local', MODE_KEY) === 'token' ? 'token' : 'open');
+  showLoginForm(token ? 'token' : rememberedMode);
+  $('login-name').value = session?.mode === 'open' ? session.user : (storageGet('local', NAME_KEY) ?? '');
+  renderConnection();
+  loginField().focus();
+  if (token) attemptSignIn({ token }, { restore: session });
+  else if (session?.mode === 'open') attemptSignIn({ user: session.user }, { restore: session });
+  else app.restore = session;
 }
 
 init();

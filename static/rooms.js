@@ -1,25 +1,18 @@
 // Per-room client state, free of DOM code: which chat ids we hold, the last id seen (the resume
 // point after a reconnect), who is present and how many messages are unread.
 
-// The server's defaults (MAX_USER_NAME_CHARS, MAX_ROOM_NAME_CHARS, MAX_TEXT_CHARS). A server
-// configured tighter still answers with an error, which the page shows.
-export const MAX_USER_CHARS = 32;
-export const MAX_ROOM_CHARS = 64;
+// The server's default MAX_TEXT_CHARS: a longer text is refused before it is sent, so that it stays
+// in the box. A server configured tighter still answers with an error, which the page shows.
+// Names have no rules here: the server's (NFKC, no invisible or bidi characters, one script, its
+// own length limits) decide, and the page shows its reason (GET /api/session, `invalid_room`).
 export const MAX_TEXT_CHARS = 4000;
 
-// Unicode "Cc" (control) characters, which is what Rust's char::is_control() rejects.
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/u;
-
 /**
- * Validates a user or room name the way the server does: 1–max characters (Unicode scalar values,
- * not UTF-16 code units) and no control characters. Returns an error message or null.
+ * The form the server gives a room name (NFKC, see docs/PROTOCOL.md#names), so that the page
+ * keys its rooms by the name the server's frames carry.
  */
-export function nameProblem(name, what = 'Name', max = MAX_USER_CHARS) {
-  const chars = [...name].length;
-  if (chars === 0) return `${what} must not be empty.`;
-  if (chars > max) return `${what} must be at most ${max} characters (it has ${chars}).`;
-  if (CONTROL_CHARS.test(name)) return `${what} must not contain control characters.`;
-  return null;
+export function normalizeName(name) {
+  return name.normalize('NFKC');
 }
 
 export class RoomState {

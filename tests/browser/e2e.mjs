@@ -13,10 +13,12 @@ import {
   UI_TIMEOUT,
   activeLog,
   axeViolations,
+  craftToken,
   joinRoom,
   launchBrowser,
   makeTempDir,
   messageItem,
+  mintToken,
   openPage,
   presenceItem,
   removeDir,
@@ -24,6 +26,7 @@ import {
   send,
   shownMessages,
   signIn,
+  signInWithToken,
   startServer,
   waitForConnection,
   waitForMessage,
@@ -86,15 +89,17 @@ async function stopServer() {
 
 /**
  * A test with a helper to open pages (each in its own browser context, like different people).
- * After the body it asserts that no page opened a dialog or threw, and unless the test provokes
- * failed requests (`{ consoleErrors: 'allowed' }`), that nothing was logged as an error (CSP
- * violations would be). On failure it saves screenshots.
+ * After the body it asserts that no page opened a dialog, threw or broke the Content-Security-
+ * Policy (the harness adds the strict one, connect-src 'self'), and unless the test provokes
+ * failed requests (`{ consoleErrors: 'allowed' }`), that nothing was logged as an error. On
+ * failure it saves screenshots. `target()` is the server the pages open (the shared one unless
+ * a suite runs its own).
  */
-function scenario(name, body, { consoleErrors = 'forbidden' } = {}) {
+function scenario(name, body, { consoleErrors = 'forbidden', target = () => server } = {}) {
   test(name, async (t) => {
     const pages = [];
     const open = async (options) => {
-      const page = await openPage(browser, server.baseUrl, options);
+      const page = await openPage(browser, target().baseUrl, options);
       pages.push(page);
       return page;
     };
@@ -103,12 +108,13 @@ function scenario(name, body, { consoleErrors = 'forbidden' } = {}) {
       for (const page of pages) {
         assert.deepEqual(page.dialogs, [], 'no dialog may ever open');
         assert.deepEqual(page.pageErrors, [], 'the page must not throw');
+        assert.deepEqual(page.cspViolations, [], 'nothing the Content-Security-Policy blocks');
         if (consoleErrors === 'forbidden') assert.deepEqual(page.consoleErrors, [], 'nothing logged as an error');
       }
     } catch (err) {
       const shots = await screenshotAll(pages, name);
       t.diagnostic(`screenshots: ${shots.join(', ') || 'none'}`);
-      t.diagnostic(`server log (tail):\n${server.log().slice(-3000)}`);
+      t.diagnostic(`server log (tail):\n${target().log().slice(-3000)}`);
       for (const [i, page] of pages.entries()) {
         if (page.dialogs.length) t.diagnostic(`page ${i} dialogs: ${page.dialogs.join(' | ')}`);
         if (page.pageErrors.length) t.diagnostic(`page ${i} errors: ${page.pageErrors.join(' | ')}`);
@@ -121,6 +127,36 @@ function scenario(name, body, { consoleErrors = 'forbidden' } = {}) {
   });
 }
 
+/** A JSON refusal as the server sends it (with Retry-After when `retryAfter` is given). */
+function refusal(status, error, { retryAfter } = {}) {
+  const body = { error, reason: status === 403 ? 'origin' : 'server_full' };
+  const headers = {};
+  if (retryAfter != null) {
+    body.retry_after_seconds = retryAfter;
+    headers['Retry-After'] = String(retryAfter);
+  }
+  return { status, headers, contentType: 'application/json', body: JSON.stringify(body) };
+}
+
+/** The horizontal middle of the character at UTF-16 offset `index` of the element's text. */
+async function charX(locator, index) {
+  return locator.evaluate((el, i) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    let offset = i;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (offset < node.length) {
+        const range = document.createRange();
+        range.setStart(node, offset);
+        range.setEnd(node, offset + 1);
+        const rect = range.getBoundingClientRect();
+        return rect.left + rect.width / 2;
+      }
+      offset -= node.length;
+    }
+    throw new Error(`no character ${i} in ${JSON.stringify(el.textContent)}`);
+  }, index);
+}
+
 function assertIdsStrictlyIncrease(messages, who) {
   const ids = messages.map((m) => m.id);
   assert.ok(ids.every((id) => Number.isInteger(id)), `${who}: every message carries its id: ${ids}`);
@@ -129,36 +165,90 @@ function assertIdsStrictlyIncrease(messages, who) {
   }
 }
 
+before(async () => {
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
 describe('chatterbox in a browser', () => {
   before(async () => {
     dir = await makeTempDir();
     dbPath = path.join(dir, 'chat.db');
     server = await startServer({ dbPath, env: SERVER_ENV });
-    browser = await launchBrowser();
   });
 
   after(async () => {
-    await browser?.close();
     await server?.stop();
     await removeDir(dir);
   });
 
-  scenario('signing in validates the name like the server and manages focus', async ({ open }) => {
+  scenario('the server decides about a name: a refused one is shown with its reason and nothing connects', async ({ open }) => {
     const page = await open();
     const name = page.getByLabel('Your name');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-name');
-    await name.fill('x'.repeat(33));
-    await name.press('Enter');
-    await page.getByText('at most 32 characters', { exact: false }).waitFor({ timeout: UI_TIMEOUT });
-    assert.equal(await name.getAttribute('aria-invalid'), 'true');
+    // Names the page used to let through, each refused by the server's rules (docs/PROTOCOL.md#names).
+    const refused = [
+      ['ali\u200bce', 'must not contain invisible or formatting characters (U+200B)'], // a zero-width space
+      ['\u0430lice', 'mixes Cyrillic (U+0430) and Latin (U+006C) letters'], // a Cyrillic а
+      [' bob', 'must not start or end with a space'], // not trimmed: the server says why
+      ['x'.repeat(33), 'is longer than 32 characters'],
+    ];
+    for (const [i, [bad, reason]] of refused.entries()) {
+      await name.fill(bad);
+      await name.press('Enter');
+      await page.locator('#login-error', { hasText: `The server refused this name: user name ${reason}` }).waitFor({ timeout: UI_TIMEOUT });
+      assert.equal(await name.getAttribute('aria-invalid'), 'true');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-name', 'focus stays on the name');
+      assert.equal(await name.inputValue(), bad, 'the name stays as typed, to be fixed');
+      assert.equal(page.sessionChecks.length, i + 1, 'one check per submit');
+    }
+    assert.equal(page.sockets.length, 0, 'no WebSocket was opened for a refused name');
     assert.equal(await page.locator('#conn').getAttribute('data-state'), 'offline');
+    assert.equal(await page.locator('#login-countdown').textContent(), '', 'no retry is pending');
 
     await signIn(page, 'é'.repeat(32)); // 32 characters, 64 bytes: allowed
+    assert.equal(await page.locator('#login-error').isHidden(), true);
     // No room yet: focus goes to "Join or create a room".
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'new-room');
     await joinRoom(page, 'focus-room', { me: 'é'.repeat(32) });
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'composer-input');
-  });
+
+    // The page goes by the name the server normalised (NFKC): fullwidth letters are plain ones.
+    await page.getByRole('button', { name: 'Change name' }).click();
+    await signIn(page, '\uff46\uff55\uff4c\uff4c'); // ｆｕｌｌ
+    assert.equal(await page.locator('#me-name').textContent(), 'full');
+    await joinRoom(page, 'focus-room', { me: 'full' });
+    await send(page, 'mine');
+    assert.equal(await messageItem(page, 'mine').getAttribute('class'), 'msg own');
+  }, { consoleErrors: 'allowed' }); // the refusals are failed requests
+
+  scenario('a stored name the server now refuses is shown once, never retried in silence', async ({ open }) => {
+    const page = await open();
+    // As after a reload when the server's rules got tighter than the page's were.
+    await page.evaluate(() =>
+      sessionStorage.setItem(
+        'chatterbox.session',
+        JSON.stringify({ user: 'old\u200bname', mode: 'open', rooms: ['lobby'], active: 'lobby' }),
+      ),
+    );
+    await page.reload();
+    await page.locator('#login-error', { hasText: 'invisible or formatting characters' }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await page.locator('#login').isVisible(), true);
+    assert.equal(await page.getByLabel('Your name').inputValue(), 'old\u200bname');
+    assert.equal(await page.locator('#conn').getAttribute('data-state'), 'offline');
+    assert.equal(await page.locator('#login-countdown').textContent(), '', 'no retry is pending');
+    assert.equal(page.sessionChecks.length, 1);
+    assert.equal(page.sockets.length, 0);
+
+    // Another name is another person: the stored rooms are not taken over.
+    await signIn(page, 'oldname');
+    assert.equal(await page.locator('#joined-empty').isVisible(), true);
+    assert.equal(page.sockets.length, 1);
+    assert.equal(page.sessionChecks.length, 2, 'one check per attempt, no loop');
+  }, { consoleErrors: 'allowed' });
 
   scenario('two people chat in a room and see each other, presence and unread counts', async ({ open }) => {
     const alice = await open();
@@ -493,4 +583,293 @@ describe('chatterbox in a browser', () => {
     await page.locator('#sidebar').waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
     assert.equal(await roomsButton.getAttribute('aria-expanded'), 'false');
   });
+
+  scenario('right-to-left names, rooms and texts are isolated: they cannot reorder what is around them', async ({ open }) => {
+    // Both end in a neutral character, which takes the direction of whatever is next to it.
+    const rtlUser = 'שרה!';
+    const rtlRoom = 'חדר 2';
+    const bob = await open();
+    await signIn(bob, 'bob');
+    await joinRoom(bob, rtlRoom, { me: 'bob' });
+    const sara = await open();
+    await signIn(sara, rtlUser);
+    await joinRoom(sara, rtlRoom, { me: rtlUser });
+    await send(sara, 'שלום!');
+    await send(sara, 'hello (left to right)');
+    await waitForMessage(bob, 'hello (left to right)');
+    await presenceItem(bob, rtlUser).waitFor({ timeout: UI_TIMEOUT });
+
+    // Isolated, "שרה!" reads right to left on its own: its "!" ends up at its left. Not isolated,
+    // the "!" would join the left-to-right " joined" after it and show at the name's right.
+    const joined = activeLog(bob).locator('li.system', { hasText: 'joined' });
+    assert.equal(await joined.textContent(), `${rtlUser} joined`);
+    assert.ok((await charX(joined, 3)) < (await charX(joined, 0)), 'the name keeps its own order');
+    assert.ok((await charX(joined, 0)) < (await charX(joined, 5)), 'and stays left of "joined"');
+    assert.equal(await joined.locator('bdi').textContent(), rtlUser);
+    // A message takes its direction from its own text.
+    const rtlText = messageItem(bob, 'שלום!').locator('.text');
+    assert.equal(await rtlText.evaluate((el) => getComputedStyle(el).direction), 'rtl');
+    assert.ok((await charX(rtlText, 4)) < (await charX(rtlText, 0)), 'the "!" ends the right-to-left text');
+    const ltrText = messageItem(bob, 'hello (left to right)').locator('.text');
+    assert.equal(await ltrText.evaluate((el) => getComputedStyle(el).direction), 'ltr');
+
+    // Every user-provided string on both pages is isolated, wherever it is shown.
+    await bob.getByLabel('Join or create a room').fill('bad\u200broom'); // refused: an alert names the room
+    await bob.getByLabel('Join or create a room').press('Enter');
+    await bob.locator('#alerts .alert', { hasText: 'room name must not contain invisible' }).waitFor({ timeout: UI_TIMEOUT });
+    for (const [who, page] of [['bob', bob], ['sara', sara]]) {
+      const styles = await page
+        .locator('.author, .room-name, .user-name, #me-name, #room-title bdi, li.system bdi, #alerts bdi, .text')
+        .evaluateAll((els) => els.map((el) => [el.className || el.id || el.tagName, getComputedStyle(el).unicodeBidi]));
+      assert.ok(styles.length >= 8, `${who}: found the names and texts: ${JSON.stringify(styles)}`);
+      for (const [what, bidi] of styles) {
+        assert.ok(['isolate', 'plaintext', 'isolate-override'].includes(bidi), `${who}: ${what} is isolated (${bidi})`);
+      }
+      const placeholder = await page.locator('#composer-input').getAttribute('placeholder');
+      assert.equal(placeholder, `Message #\u2068${rtlRoom}\u2069`, `${who}: the room name in the placeholder is isolated`);
+    }
+    assert.equal(await bob.locator('#alerts bdi').first().textContent(), 'bad\u200broom');
+  }, { consoleErrors: 'allowed' }); // the refused room is logged
+
+  scenario('a busy server at sign-in: the form says so, counts down and signs in by itself', async ({ open }) => {
+    const page = await open();
+    let busy = 1;
+    await page.route(
+      (url) => url.pathname === '/api/session',
+      (route) => (busy-- > 0 ? route.fulfill(refusal(503, 'the server is full; retry later', { retryAfter: 1 })) : route.fallback()),
+    );
+    await page.getByLabel('Your name').fill('patient');
+    await page.getByLabel('Your name').press('Enter');
+    await page.locator('#login-status', { hasText: 'The server is busy: the server is full; retry later.' }).waitFor({ timeout: UI_TIMEOUT });
+    await page.locator('#login-countdown', { hasText: /^Trying again in 1s…$/ }).waitFor({ timeout: UI_TIMEOUT });
+    await waitForConnection(page, 'online');
+    assert.equal(page.sessionChecks.length, 2);
+    assert.equal(page.sockets.length, 1, 'no WebSocket before the server said yes');
+    assert.equal(await page.locator('#me-name').textContent(), 'patient');
+  }, { consoleErrors: 'allowed' });
+
+  scenario('a reconnect the server would refuse is not retried in silence: busy counts down, forbidden stops', async ({ open }) => {
+    const page = await open();
+    await signIn(page, 'alice');
+    await joinRoom(page, 'checks', { me: 'alice' });
+    // What /api/session answers while the server is away (then the real one again).
+    const answers = [
+      refusal(503, 'the server is full; retry later', { retryAfter: 1 }),
+      refusal(403, 'origin "http://evil.example" may not open WebSockets here (ALLOWED_ORIGINS)'),
+    ];
+    await page.route(
+      (url) => url.pathname === '/api/session',
+      (route) => (answers.length ? route.fulfill(answers.shift()) : route.fallback()),
+    );
+    const startAgain = await stopServer();
+    // An attempt that never opens is followed by a check: busy, with the server's reason…
+    await page.locator('#conn-detail', { hasText: /^The server is full; retry later\. Retrying in \d+s$/ }).waitFor({ timeout: RECONNECT_TIMEOUT });
+    // …then forbidden: it stops and says why.
+    await waitForConnection(page, 'refused', RECONNECT_TIMEOUT);
+    await page.locator('#alerts .alert', { hasText: 'The server refused the connection: origin "http://evil.example" may not open WebSockets here' }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await page.locator('#conn-label').textContent(), 'Not connected');
+    assert.match(await page.locator('#conn-detail').textContent(), /may not open WebSockets here/);
+    assert.equal(answers.length, 0);
+    const checks = page.sessionChecks.length;
+    const sockets = page.sockets.length;
+
+    await startAgain();
+    assert.equal(page.sessionChecks.length, checks, 'refused: no more checks by itself');
+    assert.equal(page.sockets.length, sockets, 'refused: no more attempts by itself');
+    await page.getByRole('button', { name: 'Retry now' }).click(); // the person may try again
+    await waitForConnection(page, 'online', RECONNECT_TIMEOUT);
+    await presenceItem(page, 'alice').waitFor({ state: 'attached', timeout: UI_TIMEOUT });
+  }, { consoleErrors: 'allowed' });
+
+  scenario("the page keeps to connect-src 'self', and a breach of it would be caught", async ({ open }) => {
+    const page = await open();
+    await signIn(page, 'csp');
+    await joinRoom(page, 'csp-room', { me: 'csp' });
+    await send(page, 'under the policy');
+    await waitForMessage(page, 'under the policy');
+    assert.equal(new URL(page.sockets[0].url).host, new URL(server.baseUrl).host, 'the WebSocket is same-origin');
+    // The control: a WebSocket to another host name of the same server is blocked, and seen.
+    await page.evaluate((port) => {
+      try {
+        // eslint-disable-next-line no-new
+        new WebSocket(`ws://localhost:${port}/ws?user=x`);
+      } catch {
+        // some browsers throw instead of failing the connection
+      }
+    }, server.port);
+    await waitUntil('the CSP violation to be reported', () => page.cspViolations.length > 0);
+    assert.match(page.cspViolations[0], /^connect-src ws:\/\/localhost:\d+/);
+    page.cspViolations.length = 0; // provoked on purpose
+  }, { consoleErrors: 'allowed' });
+});
+
+describe('chatterbox in a browser: resume first', () => {
+  // Two connection slots, one kept for clients that resume: with the other one taken, only a
+  // reconnect that carries a valid resume ticket gets in.
+  const ENV = { MAX_CONNECTIONS: '2', RESUME_RESERVE_PERCENT: '50' };
+  let own;
+  let ownDir;
+  let ownDb;
+  before(async () => {
+    ownDir = await makeTempDir();
+    ownDb = path.join(ownDir, 'chat.db');
+    own = await startServer({ dbPath: ownDb, env: ENV });
+  });
+  after(async () => {
+    await own?.stop();
+    await removeDir(ownDir);
+  });
+
+  scenario('after a restart the page reconnects with its resume ticket, ahead of new arrivals', async ({ open }) => {
+    const alice = await open();
+    await signIn(alice, 'alice');
+    await joinRoom(alice, 'resume-first', { me: 'alice' });
+    const first = alice.sockets[0];
+    assert.equal(new URL(first.url).searchParams.get('resume'), '', 'the first connection asks for a ticket');
+    await waitUntil('the welcome frame', () => first.received.some((f) => f.type === 'welcome'));
+    const welcome = first.received.find((f) => f.type === 'welcome');
+    assert.equal(welcome.user, 'alice');
+    assert.ok(typeof welcome.resume === 'string' && welcome.resume.length > 0);
+    assert.equal(await activeLog(alice).locator('li').count(), 0, 'the welcome is not shown');
+    assert.equal(await alice.locator('#alerts .alert').count(), 0);
+
+    // The server restarts while alice is offline, and a newcomer takes the one slot for new arrivals.
+    const port = own.port;
+    const exit = await own.stop();
+    assert.equal(exit.code, 0);
+    await waitForConnection(alice, 'reconnecting');
+    await alice.context().setOffline(true);
+    await waitForConnection(alice, 'offline');
+    own = await startServer({ dbPath: ownDb, port, env: ENV });
+    const bob = await open();
+    await signIn(bob, 'bob');
+    // Another newcomer is let in by /api/session (it counts no connections) but not by /ws (503).
+    const carol = await open();
+    await carol.getByLabel('Your name').fill('carol');
+    await carol.getByLabel('Your name').press('Enter');
+    await waitForConnection(carol, 'reconnecting');
+    assert.equal(await carol.locator('#conn').getAttribute('data-state'), 'reconnecting', 'new arrivals are refused');
+
+    await alice.context().setOffline(false);
+    await waitForConnection(alice, 'online', RECONNECT_TIMEOUT);
+    const last = alice.sockets.at(-1);
+    assert.equal(new URL(last.url).searchParams.get('resume'), welcome.resume, 'the reconnect carried the ticket');
+    await presenceItem(alice, 'alice').waitFor({ state: 'attached', timeout: UI_TIMEOUT });
+  }, { consoleErrors: 'allowed', target: () => own });
+});
+
+describe('chatterbox in a browser: token mode', () => {
+  const SECRET = 'browser-tests-secret-at-least-32-bytes-long';
+  let own;
+  let ownDir;
+  before(async () => {
+    ownDir = await makeTempDir();
+    own = await startServer({ dbPath: path.join(ownDir, 'chat.db'), env: { AUTH_SECRET: SECRET } });
+  });
+  after(async () => {
+    await own?.stop();
+    await removeDir(ownDir);
+  });
+  const target = () => own;
+
+  scenario('a #token= link signs in, the token leaves the address bar, and two people chat', async ({ open }) => {
+    const aliceToken = await mintToken(SECRET, 'alice', { rooms: 'team-*' });
+    const bobToken = await mintToken(SECRET, 'bob');
+    const bearer = [];
+    const alice = await open({
+      path: `/#token=${aliceToken}`,
+      setup: (context) =>
+        context.on('request', (r) => {
+          if (new URL(r.url()).pathname === '/api/rooms') bearer.push(r.headers().authorization);
+        }),
+    });
+    await waitForConnection(alice, 'online');
+    assert.equal(new URL(alice.url()).hash, '', 'the token left the address bar');
+    assert.ok(!alice.url().includes(aliceToken));
+    assert.equal(await alice.locator('#me-name').textContent(), 'alice', 'the name is the token’s');
+    await alice.getByRole('button', { name: 'Sign out' }).waitFor({ timeout: UI_TIMEOUT });
+    for (const { url } of alice.sockets) {
+      assert.ok(!url.includes(aliceToken) && !/[?&]user=/.test(url), `the token goes as a subprotocol, not in ${url}`);
+    }
+    await alice.locator('#new-room-hint', { hasText: 'Your token lets you join: team-*' }).waitFor({ timeout: UI_TIMEOUT });
+    await joinRoom(alice, 'team-x', { me: 'alice' });
+    await waitUntil('a REST request', () => bearer.length > 0);
+    assert.deepEqual([...new Set(bearer)], [`Bearer ${aliceToken}`], 'REST requests carry the token');
+
+    // Bob has no link: he types a name, the server wants a token, the form asks for it.
+    const bob = await open();
+    await bob.getByLabel('Your name').fill('bob');
+    await bob.getByLabel('Your name').press('Enter');
+    await bob.getByLabel('Sign-in token').waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await bob.evaluate(() => document.activeElement?.id), 'login-token');
+    assert.equal(await bob.getByLabel('Your name').isVisible(), false);
+    assert.deepEqual(await axeViolations(bob), [], 'the token form');
+    await signInWithToken(bob, `  ${bobToken}\n`); // as pasted
+    assert.equal(await bob.locator('#me-name').textContent(), 'bob');
+    await joinRoom(bob, 'team-x', { me: 'bob' });
+    await presenceItem(alice, 'bob').waitFor({ timeout: UI_TIMEOUT });
+    await send(alice, 'hi bob');
+    await waitForMessage(bob, 'hi bob');
+    await send(bob, 'hi alice');
+    await waitForMessage(alice, 'hi alice');
+
+    // A reload keeps the tab signed in (the token is in sessionStorage); the URL stays clean.
+    await alice.reload();
+    await waitForConnection(alice, 'online');
+    await waitForMessage(alice, 'hi alice');
+    assert.equal(new URL(alice.url()).hash, '');
+    assert.equal(await alice.locator('#me-name').textContent(), 'alice');
+  }, { target, consoleErrors: 'allowed' }); // bob's first check is a 401
+
+  scenario('a token the server refuses is shown to the person, and nothing connects', async ({ open }) => {
+    const expired = craftToken(SECRET, { sub: 'alice', exp: Math.floor(Date.now() / 1000) - 3600 });
+    const page = await open({ path: `/#token=${expired}` });
+    await page.locator('#token-error', { hasText: 'The server refused this token: token expired.' }).waitFor({ timeout: UI_TIMEOUT });
+    await page.locator('#alerts .alert', { hasText: 'Your sign-in token was refused: token expired.' }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(new URL(page.url()).hash, '', 'a refused token leaves the address bar too');
+    assert.equal(await page.getByLabel('Sign-in token').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-token');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('chatterbox.token')), null, 'a refused token is not kept');
+
+    const forged = await mintToken('another-secret-also-at-least-32-bytes-long', 'alice');
+    await page.getByLabel('Sign-in token').fill(forged);
+    await page.getByLabel('Sign-in token').press('Enter');
+    await page.locator('#token-error', { hasText: 'The server refused this token: token signature is invalid.' }).waitFor({ timeout: UI_TIMEOUT });
+    assert.deepEqual(await axeViolations(page), [], 'the token form with its error');
+    assert.equal(page.sessionChecks.length, 2);
+    assert.equal(page.sockets.length, 0, 'no WebSocket with a refused token');
+    assert.equal(await page.locator('#conn').getAttribute('data-state'), 'offline');
+    assert.equal(await page.locator('#login-countdown').textContent(), '', 'no retry is pending');
+  }, { target, consoleErrors: 'allowed' });
+
+  scenario('close code 4001 (token expired): the page asks for a new token, never reconnects with the old one', async ({ open }) => {
+    let route = null;
+    let opened = 0;
+    const page = await open({
+      path: `/#token=${await mintToken(SECRET, 'carol')}`,
+      setup: (context) =>
+        context.routeWebSocket(/\/ws\?/, (ws) => {
+          opened += 1;
+          route = ws;
+          const upstream = ws.connectToServer();
+          ws.onMessage((message) => upstream.send(message));
+          upstream.onMessage((message) => ws.send(message));
+        }),
+    });
+    await waitForConnection(page, 'online');
+    await joinRoom(page, 'carols-room', { me: 'carol' });
+    await route.close({ code: 4001, reason: 'token expired' }); // as the server will when a token runs out
+
+    await page.locator('#token-error', { hasText: 'token expired' }).waitFor({ timeout: UI_TIMEOUT });
+    await page.locator('#alerts .alert', { hasText: 'Your sign-in token expired. Paste a new one to go on.' }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-token');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('chatterbox.token')), null);
+    assert.equal(opened, 1, 'no reconnect with the expired token');
+
+    // A new token for the same person: back in, in the same room.
+    await signInWithToken(page, await mintToken(SECRET, 'carol'));
+    await page.locator('#room-title', { hasText: '#carols-room' }).waitFor({ timeout: UI_TIMEOUT });
+    await presenceItem(page, 'carol').waitFor({ state: 'attached', timeout: UI_TIMEOUT });
+    assert.equal(opened, 2);
+  }, { target, consoleErrors: 'allowed' });
 });

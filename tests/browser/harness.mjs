@@ -4,7 +4,8 @@
 //   CHATTERBOX_BIN  the server binary (cargo sets it for tests/it/browser.rs)
 //   CHROMIUM_BIN    the Chromium executable (Debian's /usr/bin/chromium)
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -130,6 +131,33 @@ export async function startServer({ dbPath, port = 0, env = {}, timeoutMs = 30_0
   };
 }
 
+/**
+ * A token minted by the server binary (`chatterbox token --user … [--rooms …] [--ttl …]`) with
+ * `secret` as AUTH_SECRET.
+ */
+export async function mintToken(secret, user, { rooms, ttl } = {}) {
+  const bin = requireEnv('CHATTERBOX_BIN', 'point it at the chatterbox server binary');
+  const args = ['token', '--user', user];
+  if (rooms) args.push('--rooms', rooms);
+  if (ttl) args.push('--ttl', ttl);
+  return new Promise((resolve, reject) => {
+    execFile(bin, args, { env: { ...process.env, AUTH_SECRET: secret } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`chatterbox token failed: ${err.message}\n${stderr}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+/**
+ * An HS256 JWT made here, for claims the CLI cannot mint (an `exp` in the past): the server
+ * checks it exactly as one of its own.
+ */
+export function craftToken(secret, claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${signed}.${createHmac('sha256', secret).update(signed).digest('base64url')}`;
+}
+
 export async function launchBrowser() {
   const executablePath = requireEnv('CHROMIUM_BIN', 'install Chromium (apt-get install chromium) and set CHROMIUM_BIN=/usr/bin/chromium');
   return chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
@@ -137,16 +165,46 @@ export async function launchBrowser() {
 
 /**
  * A fresh browser context (its own storage, like another person's browser) with one page that
- * records dialogs and uncaught page errors, so tests can assert that there were none.
+ * records dialogs and uncaught page errors, so tests can assert that there were none, and:
+ *   page.cspViolations  Content-Security-Policy violations ("directive blocked-uri"): the page
+ *                       must keep to the server's policy and its own (connect-src 'self')
+ *   page.sockets        every WebSocket the page opened: {url, received: [parsed frames]}
+ *   page.sessionChecks  the URLs of its GET /api/session requests
+ * `path` is where it starts (e.g. '/#token=…').
  */
 export async function openPage(
   browser,
   baseUrl,
-  { viewport = { width: 1280, height: 800 }, colorScheme = 'light', setup } = {},
+  { viewport = { width: 1280, height: 800 }, colorScheme = 'light', setup, path: start = '/' } = {},
 ) {
   const context = await browser.newContext({ viewport, colorScheme, baseURL: baseUrl });
+  const cspViolations = [];
+  await context.exposeFunction('__chatterboxCspViolation', (what) => cspViolations.push(what));
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (ev) => {
+      // eslint-disable-next-line no-underscore-dangle
+      window.__chatterboxCspViolation(`${ev.effectiveDirective} ${ev.blockedURI}`);
+    });
+  });
   if (setup) await setup(context);
   const page = await context.newPage();
+  page.cspViolations = cspViolations;
+  page.sockets = [];
+  page.on('websocket', (ws) => {
+    const socket = { url: ws.url(), received: [] };
+    page.sockets.push(socket);
+    ws.on('framereceived', ({ payload }) => {
+      try {
+        socket.received.push(JSON.parse(String(payload)));
+      } catch {
+        // not JSON: the page reports it
+      }
+    });
+  });
+  page.sessionChecks = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/session') page.sessionChecks.push(request.url());
+  });
   page.dialogs = [];
   page.pageErrors = [];
   page.on('dialog', (dialog) => {
@@ -159,7 +217,7 @@ export async function openPage(
   page.on('console', (message) => {
     if (message.type() === 'error') page.consoleErrors.push(message.text());
   });
-  await page.goto('/');
+  await page.goto(start);
   return page;
 }
 
@@ -170,16 +228,23 @@ export async function signIn(page, name) {
   await waitForConnection(page, 'online');
 }
 
+/** Signs in with a token through the login form's token field and waits until online. */
+export async function signInWithToken(page, token) {
+  await page.getByLabel('Sign-in token').fill(token);
+  await page.getByLabel('Sign-in token').press('Enter');
+  await waitForConnection(page, 'online');
+}
+
 export async function waitForConnection(page, state, timeout = UI_TIMEOUT) {
   await page.locator(`#conn[data-state="${state}"]`).waitFor({ timeout });
 }
 
 /** Joins (or creates) a room through the "Join or create a room" form and waits for presence. */
 export async function joinRoom(page, room, { me } = {}) {
-  // On a narrow screen the form is in the rooms drawer.
-  if (!(await page.getByLabel('Join or create a room').isVisible())) {
-    await page.getByRole('button', { name: 'Rooms' }).click();
-  }
+  // On a narrow screen the form is in the rooms drawer. (Asked of the toggle, not of the form:
+  // a drawer that is closing stays visible for its transition.)
+  const toggle = page.getByRole('button', { name: 'Rooms' });
+  if ((await toggle.isVisible()) && (await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
   await page.getByLabel('Join or create a room').fill(room);
   await page.getByLabel('Join or create a room').press('Enter');
   await page.locator('#room-title', { hasText: `#${room}` }).waitFor({ timeout: UI_TIMEOUT });
