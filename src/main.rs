@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         eprintln!("chatterbox: {e}");
         return ExitCode::from(2);
     }
+    raise_descriptor_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -59,8 +60,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit on open descriptors to the hard one: every connection needs one, and
+/// the default soft limit (often 1024) is far below what a chat server holds. MAX_CONNECTIONS,
+/// when not set, follows the raised limit.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the descriptor limit to its hard limit");
+            }
+        }
+    }
+}
+
 /// `chatterbox token`: prints a token signed with the configured secret (or a private key).
 fn mint_token(config: &Config, args: &TokenArgs) -> ExitCode {
+    use chatterbox::protocol::names::{normalize_name, NameKind};
+    match normalize_name(
+        NameKind::User,
+        &args.user,
+        config.limits.max_user_name_chars,
+    ) {
+        Ok(user) if user == args.user => {}
+        Ok(user) => {
+            eprintln!("chatterbox token: write the user in its normal form: {user:?}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("chatterbox token: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let auth = &config.auth;
     let minter = match (&args.private_key, &auth.auth_secret) {
         (Some(path), _) => std::fs::read(path)

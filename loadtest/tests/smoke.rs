@@ -223,7 +223,8 @@ async fn token_mode_and_resume_tickets() {
     // the generator's side of it: asking for, keeping and presenting tickets).
     let server = start_server_with(|c| {
         c.admission.max_connections = Some(24);
-        c.admission.resume_reserve_percent = 17;
+        c.admission.resume_reserve_percent = 16; // 4 of the 24 kept for resumes
+        c.admission.resume_ticket_min_age_seconds = 0;
     })
     .await;
     let mut o = opts(&server.url);

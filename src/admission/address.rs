@@ -1,48 +1,73 @@
 //! Where a connection comes from: the TCP peer, or — only when the peer is a trusted proxy —
-//! the client that proxy names; and the address per-address limits count it under.
+//! the client that proxy names in the one header it writes; and the address per-address limits
+//! count it under.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-/// Decides a request's client address.
-#[derive(Debug, Clone, Default)]
+use crate::config::ForwardedHeader;
+
+/// Decides a request's client address (and the host it asked for, behind a proxy).
+#[derive(Debug, Clone)]
 pub struct ClientAddress {
     trusted_proxies: Vec<IpNet>,
+    header: ForwardedHeader,
 }
 
 impl ClientAddress {
-    pub fn new(trusted_proxies: Vec<IpNet>) -> Self {
-        ClientAddress { trusted_proxies }
+    pub fn new(trusted_proxies: Vec<IpNet>, header: ForwardedHeader) -> Self {
+        ClientAddress {
+            trusted_proxies,
+            header,
+        }
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
-    /// Whether the peer is a proxy whose forwarding headers are believed.
-    pub fn from_trusted_proxy(&self, peer: SocketAddr) -> bool {
-        self.is_trusted(canonical(peer.ip()))
-    }
-
-    /// The client's address. Forwarding headers are read right to left, skipping trusted
+    /// The client's address. The proxy's header is read right to left, skipping trusted
     /// proxies: the first address a trusted hop did not add itself is the client, and anything
-    /// further left (which the client could have written) is ignored. `Forwarded` (RFC 7239) is
-    /// preferred over `X-Forwarded-For`.
+    /// further left (which the client could have written) is ignored. A header that cannot be
+    /// read is no header: the peer is the client.
     pub fn resolve(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        let mut client = canonical(peer.ip());
-        if !self.is_trusted(client) {
-            return client;
+        let peer = canonical(peer.ip());
+        if !self.is_trusted(peer) {
+            return peer;
         }
-        let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
-        for hop in hops.unwrap_or_default().into_iter().rev() {
-            client = hop;
-            if !self.is_trusted(hop) {
+        let hops = match self.header {
+            ForwardedHeader::Forwarded => forwarded(headers, "for"),
+            ForwardedHeader::XForwardedFor => x_forwarded(headers, "x-forwarded-for"),
+        };
+        let Some(hops) = hops else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match parse_node(hop) {
+                Some(ip) => client = canonical(ip),
+                None => return client, // obfuscated or unknown: nothing left of it is known
+            }
+            if !self.is_trusted(client) {
                 break;
             }
         }
         client
+    }
+
+    /// The host the client asked a trusted proxy for (`X-Forwarded-Host`, or `host=` of
+    /// `Forwarded`), the proxy's own (rightmost) value; `None` from anyone else.
+    pub fn forwarded_host(&self, peer: SocketAddr, headers: &HeaderMap) -> Option<String> {
+        if !self.is_trusted(canonical(peer.ip())) {
+            return None;
+        }
+        let values = match self.header {
+            ForwardedHeader::Forwarded => forwarded(headers, "host"),
+            ForwardedHeader::XForwardedFor => x_forwarded(headers, "x-forwarded-host"),
+        }?;
+        values.last().cloned()
     }
 }
 
@@ -64,46 +89,55 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The `for=` addresses of every `Forwarded` element, in order; `None` without the header.
-/// Obfuscated or unknown identifiers end the list where they stand (nothing left of them can be
-/// trusted).
-fn forwarded_for(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
-    let mut hops = Vec::new();
-    let mut seen = false;
-    for value in headers.get_all("forwarded") {
-        seen = true;
+/// The comma-separated values of every `name` header, in order; `None` without one, or when any
+/// is not text.
+fn x_forwarded(headers: &HeaderMap, name: &str) -> Option<Vec<String>> {
+    let mut values = Vec::new();
+    for value in headers.get_all(name) {
         let value = value.to_str().ok()?;
-        for element in value.split(',') {
-            for pair in element.split(';') {
-                let Some((key, node)) = pair.trim().split_once('=') else {
-                    continue;
-                };
-                if key.eq_ignore_ascii_case("for") {
-                    match parse_node(node.trim().trim_matches('"')) {
-                        Some(ip) => hops.push(canonical(ip)),
-                        None => hops.clear(),
-                    }
-                }
-            }
-        }
+        values.extend(value.split(',').map(|v| v.trim().to_string()));
     }
-    seen.then_some(hops)
+    (!values.is_empty()).then_some(values)
 }
 
-/// The addresses of `X-Forwarded-For`, in order; `None` without the header.
-fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
-    let mut hops = Vec::new();
-    let mut seen = false;
-    for value in headers.get_all("x-forwarded-for") {
-        seen = true;
-        for part in value.to_str().ok()?.split(',') {
-            match parse_node(part.trim()) {
-                Some(ip) => hops.push(canonical(ip)),
-                None => hops.clear(),
-            }
+/// The `key=` parameter of every `Forwarded` element, in order (RFC 7239: elements separated by
+/// `,`, pairs by `;`, values possibly quoted — separators inside quotes do not count). An element
+/// without the key counts as an unknown value, so nothing left of it is trusted.
+fn forwarded(headers: &HeaderMap, key: &str) -> Option<Vec<String>> {
+    let mut values = Vec::new();
+    for header in headers.get_all("forwarded") {
+        let header = header.to_str().ok()?;
+        for element in split_unquoted(header, ',') {
+            let value = split_unquoted(element, ';').into_iter().find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case(key)
+                    .then(|| v.trim().trim_matches('"').to_string())
+            });
+            values.push(value.unwrap_or_else(|| "unknown".to_string()));
         }
     }
-    seen.then_some(hops)
+    (!values.is_empty()).then_some(values)
+}
+
+/// `s` split at `separator` outside double quotes.
+fn split_unquoted(s: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == separator && !quoted => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
 }
 
 /// `192.0.2.1`, `192.0.2.1:8080`, `[2001:db8::1]`, `[2001:db8::1]:8080` or a bare IPv6.
@@ -118,68 +152,5 @@ fn parse_node(node: &str) -> Option<IpAddr> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        map
-    }
-
-    fn peer(ip: &str) -> SocketAddr {
-        SocketAddr::new(ip.parse().unwrap(), 4000)
-    }
-
-    #[test]
-    fn only_trusted_proxies_are_believed() {
-        let addresses = ClientAddress::new(vec!["10.0.0.0/8".parse().unwrap()]);
-        let spoof = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(
-            addresses.resolve(peer("192.0.2.9"), &spoof),
-            peer("192.0.2.9").ip()
-        );
-        // The client wrote 6.6.6.6 itself; the trusted proxy 10.0.0.2 appended its client.
-        let chain = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2")]);
-        assert_eq!(
-            addresses.resolve(peer("10.0.0.1"), &chain),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
-        );
-        let forwarded = headers(&[
-            (
-                "forwarded",
-                r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https"#,
-            ),
-            ("x-forwarded-for", "9.9.9.9"),
-        ]);
-        assert_eq!(
-            addresses.resolve(peer("10.0.0.1"), &forwarded),
-            "2001:db8::7".parse::<IpAddr>().unwrap(),
-            "Forwarded wins over X-Forwarded-For"
-        );
-        let unknown = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(
-            addresses.resolve(peer("10.0.0.1"), &unknown),
-            peer("10.0.0.1").ip()
-        );
-    }
-
-    #[test]
-    fn ipv6_hosts_count_by_their_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(quota_address(a), quota_address(b));
-        assert_ne!(quota_address(a), quota_address(other));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(
-            quota_address(mapped),
-            "192.0.2.7".parse::<IpAddr>().unwrap()
-        );
-    }
-}
+#[path = "address_tests.rs"]
+mod tests;

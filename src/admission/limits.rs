@@ -2,18 +2,19 @@
 //!
 //! Every admitted WebSocket holds a [`ConnectionPermit`] until it ends; the permit counts it in
 //! the server's total and its client address's share. New connections are also metered per
-//! address (a token bucket) and, optionally, in total (the accept budget). A client that resumes
-//! a session (a valid resume ticket) is admitted ahead of new arrivals: the last
-//! RESUME_RESERVE_PERCENT of the connection slots and of the accept budget are only for resuming
-//! clients, and the per-address connect rate does not apply to them — so a reconnect storm after
-//! a restart or deploy never locks out the people who were chatting.
+//! address (a token bucket, checked before anything expensive) and, optionally, in total (the
+//! accept budget). A client that resumes a session (a valid resume ticket) is admitted ahead of
+//! new arrivals: the last RESUME_RESERVE_PERCENT of the connection slots and of the accept budget
+//! are only for resuming clients, and they are metered per address by a looser bucket — so a
+//! reconnect storm after a restart or deploy never locks out the people who were chatting. A
+//! ticket holds one connection at a time: a second connection resuming with it counts as new.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -28,6 +29,9 @@ const DESCRIPTOR_RESERVE: usize = 64;
 
 /// Bursts are twice the per-second rate.
 const BURST_FACTOR: NonZeroU32 = NonZeroU32::new(2).unwrap();
+
+/// How often the per-address buckets of quiet addresses are forgotten.
+const FORGET_QUIET_EVERY: Duration = Duration::from_secs(60);
 
 /// Why a connection is refused; `retry_after` is the earliest a retry can succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +75,9 @@ pub struct ConnectionLimits {
     /// 0: no limit.
     max_per_address: usize,
     per_address_rate: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The looser per-address bucket of resuming clients.
+    per_address_resume_rate: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    next_forget: Mutex<Instant>,
     /// The whole accept budget (resuming clients draw only from this one)…
     accept_all: Option<DefaultDirectRateLimiter>,
     /// …and what new arrivals may take of it.
@@ -81,25 +88,36 @@ pub struct ConnectionLimits {
 #[derive(Default)]
 struct Counts {
     total: AtomicUsize,
-    /// Connections per address; touched once per connect and once per disconnect.
-    per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections per address, and the resume tickets in use; touched once per connect and
+    /// once per disconnect.
+    places: Mutex<Places>,
+}
+
+#[derive(Default)]
+struct Places {
+    per_address: HashMap<IpAddr, usize>,
+    tickets_in_use: HashSet<u64>,
 }
 
 /// One admitted connection's place in the counts; dropping it gives the place back.
 pub struct ConnectionPermit {
     counts: Arc<Counts>,
     address: IpAddr,
+    ticket: Option<u64>,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         self.counts.total.fetch_sub(1, Ordering::AcqRel);
-        let mut per_address = self.counts.per_address.lock();
-        if let Some(count) = per_address.get_mut(&self.address) {
+        let mut places = self.counts.places.lock();
+        if let Some(count) = places.per_address.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {
-                per_address.remove(&self.address);
+                places.per_address.remove(&self.address);
             }
+        }
+        if let Some(ticket) = self.ticket {
+            places.tickets_in_use.remove(&ticket);
         }
     }
 }
@@ -118,7 +136,13 @@ impl ConnectionLimits {
                 )
             }
         };
-        let share_for_new = |n: usize| n - n * usize::from(config.resume_reserve_percent) / 100;
+        let reserve = u128::from(config.resume_reserve_percent);
+        // The reserve rounds up (so a small limit still keeps one place), in u128 so a huge
+        // limit cannot overflow.
+        let share_for_new = |n: usize| {
+            let n = n as u128;
+            (n - (n * reserve).div_ceil(100)) as usize
+        };
         let rate = |per_second: u32| {
             NonZeroU32::new(per_second)
                 .map(|n| Quota::per_second(n).allow_burst(n.saturating_mul(BURST_FACTOR)))
@@ -133,27 +157,46 @@ impl ConnectionLimits {
             max_total_new: max_total.map(share_for_new),
             max_per_address: config.max_connections_per_ip,
             per_address_rate: rate(config.max_connects_per_ip_per_second).map(RateLimiter::keyed),
+            per_address_resume_rate: rate(config.resume_connects_per_ip_per_second)
+                .map(RateLimiter::keyed),
+            next_forget: Mutex::new(Instant::now() + FORGET_QUIET_EVERY),
             accept_all: rate(config.max_connects_per_second).map(RateLimiter::direct),
             accept_new: accept_new.map(RateLimiter::direct),
             counts: Arc::default(),
         }
     }
 
-    /// Admits one connection from `address` (a quota address), counting it until the permit is
-    /// dropped.
-    pub fn admit(&self, address: IpAddr, resuming: bool) -> Result<ConnectionPermit, LimitRefusal> {
+    /// Meters one connection attempt from `address` (a quota address): checked first, before
+    /// any token is verified, so floods cost little. `resuming` selects the looser bucket.
+    pub fn check_rate(&self, address: IpAddr, resuming: bool) -> Result<(), LimitRefusal> {
+        self.forget_quiet_addresses_now_and_then();
+        let limiter = match resuming {
+            false => &self.per_address_rate,
+            true => &self.per_address_resume_rate,
+        };
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
         let now = DefaultClock::default().now();
-        if !resuming {
-            if let Some(limiter) = &self.per_address_rate {
-                limiter
-                    .check_key(&address)
-                    .map_err(|not_until| LimitRefusal::AddressRate {
-                        retry_after: not_until.wait_time_from(now),
-                    })?;
-            }
-        }
-        let mut per_address = self.counts.per_address.lock();
-        let mine = per_address.get(&address).copied().unwrap_or(0);
+        limiter
+            .check_key(&address)
+            .map_err(|not_until| LimitRefusal::AddressRate {
+                retry_after: not_until.wait_time_from(now),
+            })
+    }
+
+    /// Admits one connection from `address`, resuming with `ticket` if it has one, counting it
+    /// until the permit is dropped. A ticket already holding a connection counts as none.
+    pub fn admit(
+        &self,
+        address: IpAddr,
+        ticket: Option<u64>,
+    ) -> Result<ConnectionPermit, LimitRefusal> {
+        let now = DefaultClock::default().now();
+        let mut places = self.counts.places.lock();
+        let ticket = ticket.filter(|id| !places.tickets_in_use.contains(id));
+        let resuming = ticket.is_some();
+        let mine = places.per_address.get(&address).copied().unwrap_or(0);
         if self.max_per_address > 0 && mine >= self.max_per_address {
             return Err(LimitRefusal::AddressConnections {
                 limit: self.max_per_address,
@@ -180,12 +223,32 @@ impl ConnectionLimits {
                     retry_after: not_until.wait_time_from(now),
                 })?;
         }
-        *per_address.entry(address).or_default() += 1;
+        *places.per_address.entry(address).or_default() += 1;
+        if let Some(id) = ticket {
+            places.tickets_in_use.insert(id);
+        }
         self.counts.total.fetch_add(1, Ordering::AcqRel);
         Ok(ConnectionPermit {
             counts: self.counts.clone(),
             address,
+            ticket,
         })
+    }
+
+    /// Whether a new arrival from `address` would be refused by the counts right now, without
+    /// taking anything (for a page to learn it before connecting).
+    pub fn would_refuse(&self, address: IpAddr) -> Option<LimitRefusal> {
+        let places = self.counts.places.lock();
+        let mine = places.per_address.get(&address).copied().unwrap_or(0);
+        if self.max_per_address > 0 && mine >= self.max_per_address {
+            return Some(LimitRefusal::AddressConnections {
+                limit: self.max_per_address,
+            });
+        }
+        let total = self.counts.total.load(Ordering::Acquire);
+        self.max_total_new
+            .is_some_and(|cap| total >= cap)
+            .then_some(LimitRefusal::ServerFull)
     }
 
     /// Connections admitted and still open.
@@ -198,10 +261,22 @@ impl ConnectionLimits {
         self.max_total
     }
 
-    /// Forgets the rate state of addresses that have been quiet (call now and then, so the
-    /// per-address buckets do not grow with every address ever seen).
-    pub fn forget_quiet_addresses(&self) {
-        if let Some(limiter) = &self.per_address_rate {
+    /// Forgets, once a minute, the buckets of addresses that have been quiet, so the
+    /// per-address state does not grow with every address ever seen.
+    fn forget_quiet_addresses_now_and_then(&self) {
+        let Some(mut next) = self.next_forget.try_lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < *next {
+            return;
+        }
+        *next = now + FORGET_QUIET_EVERY;
+        drop(next);
+        for limiter in [&self.per_address_rate, &self.per_address_resume_rate]
+            .into_iter()
+            .flatten()
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

@@ -87,15 +87,24 @@ impl Admission {
         Ok(Admission {
             max_user_name_chars: config.limits.max_user_name_chars,
             ws_config: ws_config(config),
-            addresses: ClientAddress::new(admission.trusted_proxies.clone()),
-            origins: OriginPolicy::new(&admission.allowed_hosts, &admission.allowed_origins),
+            addresses: ClientAddress::new(
+                admission.trusted_proxies.clone(),
+                admission.forwarded_header,
+            ),
+            origins: OriginPolicy::new(&allowed_hosts(config), &admission.allowed_origins),
             tokens: TokenVerifier::from_config(&config.auth)?,
-            tickets: ResumeTickets::new(resume_key, admission.resume_ticket_ttl()),
+            tickets: ResumeTickets::new(
+                resume_key,
+                admission.resume_ticket_min_age(),
+                admission.resume_ticket_ttl(),
+            ),
             limits: ConnectionLimits::new(admission),
         })
     }
 
-    /// Decides whether the request in `parts`, from `peer`, may connect, and as whom.
+    /// Decides whether the request in `parts`, from `peer`, may connect, and as whom. Cheap
+    /// checks come first: host and origin, the client's address, a resume ticket (one HMAC),
+    /// the per-address connect rate — and only then the token's signature and the counts.
     pub fn admit(
         &self,
         parts: &Parts,
@@ -103,21 +112,29 @@ impl Admission {
         shutting_down: bool,
     ) -> Result<Admitted, Refusal> {
         let headers = &parts.headers;
-        let (user, grant) = self.check_identity(parts, peer)?;
+        let forwarded_host = self.addresses.forwarded_host(peer, headers);
+        self.origins.check(headers, forwarded_host.as_deref())?;
         let address = quota_address(self.addresses.resolve(peer, headers));
-        let Query(params) = Query::<ConnectParams>::try_from_uri(&parts.uri)
-            .map_err(|_| Refusal::BadRequest("the query string is not valid".into()))?;
-        let offered = offered_subprotocols(headers);
-        let resuming = params
+        let params = connect_params(parts)?;
+        let ticket = params
             .resume
             .as_deref()
-            .is_some_and(|ticket| self.tickets.is_valid_for(ticket, &user));
+            .filter(|ticket| !ticket.is_empty())
+            .and_then(|ticket| self.tickets.check(ticket, address));
+        self.limits.check_rate(address, ticket.is_some())?;
         if shutting_down {
             return Err(Refusal::ShuttingDown);
         }
-        let permit = self.limits.admit(address, resuming)?;
+        let offered = offered_subprotocols(headers);
+        let (user, grant) = self.identify(&params, headers, &offered)?;
+        // A ticket resumes only its own user's session.
+        let ticket = ticket.filter(|ticket| ticket.user == user).map(|t| t.id);
+        let permit = self.limits.admit(address, ticket)?;
         Ok(Admitted {
-            resume_ticket: params.resume.is_some().then(|| self.tickets.issue(&user)),
+            resume_ticket: params
+                .resume
+                .is_some()
+                .then(|| self.tickets.issue(&user, address)),
             client: Client {
                 user: user.into(),
                 ip: Some(address),
@@ -128,25 +145,33 @@ impl Admission {
         })
     }
 
-    /// What `admit` would decide about who the client is — origin, host and identity — without
-    /// taking a connection's place: for a page to check a name or token before it connects
-    /// (a browser cannot read why a WebSocket handshake failed).
+    /// What `admit` would decide about a new arrival — host, origin, identity, and whether the
+    /// counts have room — without taking anything: for a page to check a name or token (and
+    /// learn of a full server) before it connects, as a browser cannot read why a WebSocket
+    /// handshake failed.
     pub fn check_identity(
         &self,
         parts: &Parts,
         peer: SocketAddr,
     ) -> Result<(String, Option<Grant>), Refusal> {
         let headers = &parts.headers;
-        let forwarded_host = self
-            .addresses
-            .from_trusted_proxy(peer)
-            .then(|| headers.get("x-forwarded-host"))
-            .flatten()
-            .and_then(|h| h.to_str().ok());
-        self.origins.check(headers, forwarded_host)?;
-        let Query(params) = Query::<ConnectParams>::try_from_uri(&parts.uri)
-            .map_err(|_| Refusal::BadRequest("the query string is not valid".into()))?;
-        self.identify(&params, headers, &offered_subprotocols(headers))
+        let forwarded_host = self.addresses.forwarded_host(peer, headers);
+        self.origins.check(headers, forwarded_host.as_deref())?;
+        let params = connect_params(parts)?;
+        let identity = self.identify(&params, headers, &offered_subprotocols(headers))?;
+        let address = quota_address(self.addresses.resolve(peer, headers));
+        match self.limits.would_refuse(address) {
+            Some(refusal) => Err(refusal.into()),
+            None => Ok(identity),
+        }
+    }
+
+    /// Checks a request's `Host` against ALLOWED_HOSTS (every route, against DNS rebinding).
+    pub fn check_host(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Refusal> {
+        let forwarded_host = self.addresses.forwarded_host(peer, headers);
+        Ok(self
+            .origins
+            .check_host(headers, forwarded_host.as_deref())?)
     }
 
     /// The user, and in token mode what the token grants.
@@ -180,9 +205,16 @@ impl Admission {
             .or(in_subprotocol)
             .ok_or(Refusal::Unauthorized(TokenError::Missing))?;
         let (subject, grant) = tokens.verify(token).map_err(Refusal::Unauthorized)?;
-        // The name comes from the token alone; it must still follow the name rules.
+        // The name comes from the token alone; it must follow the name rules, and be given in
+        // its normal form: folding it would make two accounts of the identity provider (say
+        // `ａｄｍｉｎ` and `admin`) one user here.
         let user = normalize_name(NameKind::User, &subject, self.max_user_name_chars)
             .map_err(|e| Refusal::Unauthorized(TokenError::BadSubject(e.to_string())))?;
+        if user != subject {
+            return Err(Refusal::Unauthorized(TokenError::BadSubject(format!(
+                "it must be in its normal form (NFKC), {user:?}"
+            ))));
+        }
         Ok((user, Some(grant)))
     }
 
@@ -220,11 +252,28 @@ impl Admission {
     }
 }
 
+fn connect_params(parts: &Parts) -> Result<ConnectParams, Refusal> {
+    Query::<ConnectParams>::try_from_uri(&parts.uri)
+        .map(|Query(params)| params)
+        .map_err(|_| Refusal::BadRequest("the query string is not valid".into()))
+}
+
 fn ws_config(config: &Config) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(config.connection.ws_read_buffer_bytes)
         .max_message_size(Some(config.limits.max_frame_bytes))
         .max_frame_size(Some(config.limits.max_frame_bytes))
+}
+
+/// ALLOWED_HOSTS, or — when it is empty and the server listens on loopback only — the loopback
+/// names, so a DNS-rebinding page cannot reach a development server on localhost.
+fn allowed_hosts(config: &Config) -> String {
+    let configured = config.admission.allowed_hosts.trim();
+    if configured.is_empty() && config.net.bind_addr.is_loopback() {
+        "localhost,127.0.0.1,[::1]".to_string()
+    } else {
+        configured.to_string()
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

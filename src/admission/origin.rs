@@ -55,22 +55,42 @@ impl OriginPolicy {
         self.hosts.is_empty()
     }
 
-    /// Checks `Host` and `Origin`; `forwarded_host` is the host a trusted proxy says the client
-    /// asked for.
+    /// The host the request was sent to: what a trusted proxy says (`forwarded_host`), else
+    /// the `Host` header; lowercased.
+    fn host(headers: &HeaderMap, forwarded_host: Option<&str>) -> Option<String> {
+        forwarded_host
+            .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+    }
+
+    /// Checks `Host` against ALLOWED_HOSTS (for every request, against DNS rebinding).
+    pub fn check_host(
+        &self,
+        headers: &HeaderMap,
+        forwarded_host: Option<&str>,
+    ) -> Result<(), OriginRefusal> {
+        if self.hosts.is_empty() {
+            return Ok(());
+        }
+        let host = Self::host(headers, forwarded_host).ok_or(OriginRefusal::NoHost)?;
+        if self
+            .hosts
+            .iter()
+            .any(|allowed| host_matches(allowed, &host))
+        {
+            Ok(())
+        } else {
+            Err(OriginRefusal::Host(host))
+        }
+    }
+
+    /// Checks `Host` and `Origin` (for a WebSocket, against cross-site hijacking).
     pub fn check(
         &self,
         headers: &HeaderMap,
         forwarded_host: Option<&str>,
     ) -> Result<(), OriginRefusal> {
-        let host = forwarded_host
-            .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
-            .map(str::to_ascii_lowercase);
-        if !self.hosts.is_empty() {
-            let host = host.as_deref().ok_or(OriginRefusal::NoHost)?;
-            if !self.hosts.iter().any(|allowed| host_matches(allowed, host)) {
-                return Err(OriginRefusal::Host(host.to_string()));
-            }
-        }
+        self.check_host(headers, forwarded_host)?;
         // Non-browser clients send no Origin; they cannot be hijacked through a page.
         let Some(origin) = headers.get(header::ORIGIN) else {
             return Ok(());
@@ -79,9 +99,8 @@ impl OriginPolicy {
         let allowed = match &self.origins {
             Origins::Any => origin != "null",
             Origins::List(list) => list.contains(&origin),
-            Origins::SameHost => host
-                .as_deref()
-                .is_some_and(|host| authority(&origin) == Some(host)),
+            Origins::SameHost => Self::host(headers, forwarded_host)
+                .is_some_and(|host| same_authority(&origin, &host)),
         };
         if allowed {
             Ok(())
@@ -89,6 +108,29 @@ impl OriginPolicy {
             Err(OriginRefusal::Origin(origin))
         }
     }
+}
+
+/// Whether an origin (`https://chat.example`) names the host a request was sent to
+/// (`chat.example`, `chat.example:443`): the same name, and the same port where both say one
+/// (an origin without a port has its scheme's default; a Host without one matches that).
+fn same_authority(origin: &str, host: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false; // `null`, or not an origin
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.contains('@') {
+        return false; // an origin has no userinfo
+    }
+    let (origin_name, origin_port) = split_port(authority);
+    let default_port = match scheme {
+        "http" | "ws" => "80",
+        "https" | "wss" => "443",
+        _ => return false,
+    };
+    let origin_port = origin_port.unwrap_or(default_port);
+    let (host_name, host_port) = split_port(host);
+    origin_name.trim_end_matches('.') == host_name
+        && host_port.is_none_or(|port| port == origin_port)
 }
 
 /// `allowed` is `host` or `host:port`; a bare host matches any port.
@@ -109,13 +151,6 @@ fn split_port(host: &str) -> (&str, Option<&str>) {
         Some((name, port)) if !name.contains(':') => (name, Some(port)),
         _ => (host, None),
     }
-}
-
-/// The `host[:port]` of an origin (`https://chat.example.com:8443`), `None` for `null` or
-/// anything without a scheme.
-fn authority(origin: &str) -> Option<&str> {
-    let (_, rest) = origin.split_once("://")?;
-    Some(rest.split('/').next().unwrap_or(rest))
 }
 
 #[cfg(test)]
@@ -141,6 +176,18 @@ mod tests {
         assert!(!ok("chat.example:8080", Some("http://evil.example")));
         assert!(!ok("chat.example:8080", Some("http://chat.example:9999")));
         assert!(!ok("chat.example:8080", Some("null")));
+        assert!(
+            ok("chat.example", Some("https://chat.example")),
+            "default ports"
+        );
+        assert!(ok("chat.example:443", Some("https://chat.example")));
+        assert!(
+            !ok("chat.example:443", Some("http://chat.example")),
+            "80 is not 443"
+        );
+        assert!(!ok("chat.example", Some("http://user@chat.example")));
+        assert!(!ok("[::1]:8080", Some("http://[::2]:8080")));
+        assert!(ok("[::1]:8080", Some("http://[::1]:8080")));
     }
 
     #[test]

@@ -75,11 +75,18 @@ impl Refusal {
     }
 }
 
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
+impl Refusal {
+    /// Counts a refused WebSocket request in `chatterbox_connections_refused_total`.
+    pub fn count(&self) {
         metrics::counter!("chatterbox_connections_refused_total", "reason" => self.label())
             .increment(1);
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
         let retry_after = self.retry_after();
+        let unauthorized = matches!(self, Refusal::Unauthorized(_));
         let mut body = json!({ "error": self.to_string(), "reason": self.label() });
         if let Some(secs) = retry_after {
             body["retry_after_seconds"] = secs.into();
@@ -89,6 +96,12 @@ impl IntoResponse for Refusal {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"chatterbox\""),
+            );
         }
         response
     }

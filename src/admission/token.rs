@@ -69,8 +69,14 @@ struct Claims {
     /// (by the validation) rather than as malformed.
     sub: Option<String>,
     exp: Option<u64>,
-    #[serde(default)]
+    /// Absent: any room. Present, it must be a list — `null` is refused rather than read as
+    /// "any room", which a login service meaning "no rooms" would not expect.
+    #[serde(default, deserialize_with = "rooms_claim")]
     rooms: Option<Vec<String>>,
+}
+
+fn rooms_claim<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Vec::<String>::deserialize(d).map(Some)
 }
 
 /// What a minted token says.
@@ -223,8 +229,8 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Room names or simple patterns (`team-*`: `*` matches any run of characters), matched against
-/// normalised room names.
+/// Room names or simple patterns (`team-*`: `*` matches any run of characters), normalised
+/// (NFKC) as room names are, and matched against normalised room names.
 #[derive(Debug, Clone)]
 pub struct RoomPatterns {
     exact: HashSet<String>,
@@ -233,8 +239,11 @@ pub struct RoomPatterns {
 
 impl RoomPatterns {
     pub fn new(patterns: Vec<String>) -> Self {
-        let (globs, exact): (Vec<String>, Vec<String>) =
-            patterns.into_iter().partition(|p| p.contains('*'));
+        use unicode_normalization::UnicodeNormalization;
+        let (globs, exact): (Vec<String>, Vec<String>) = patterns
+            .into_iter()
+            .map(|p| p.nfkc().collect::<String>())
+            .partition(|p| p.contains('*'));
         RoomPatterns {
             exact: exact.into_iter().collect(),
             globs,

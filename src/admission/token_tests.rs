@@ -73,6 +73,20 @@ fn every_way_a_token_can_be_wrong() {
     assert_eq!(check(&forged), TokenError::BadSignature);
     let no_exp = signed(serde_json::json!({"sub":"a"}), SECRET);
     assert_eq!(check(&no_exp), TokenError::MissingClaim("exp".into()));
+    let null_rooms = signed(
+        serde_json::json!({"sub":"a","exp": now + 60,"rooms": null}),
+        SECRET,
+    );
+    assert_eq!(
+        check(&null_rooms),
+        TokenError::Malformed,
+        "null is not \"any room\""
+    );
+    let wrong_rooms = signed(
+        serde_json::json!({"sub":"a","exp": now + 60,"rooms": "team-*"}),
+        SECRET,
+    );
+    assert_eq!(check(&wrong_rooms), TokenError::Malformed);
     let no_sub = signed(serde_json::json!({"exp": now + 60}), SECRET);
     assert_eq!(check(&no_sub), TokenError::MissingClaim("sub".into()));
     // alg "none": header {"alg":"none"}, no signature.
@@ -157,6 +171,12 @@ fn public_keys_and_no_algorithm_confusion() {
             TokenError::WrongAlgorithm
         );
     }
+}
+
+#[test]
+fn patterns_are_normalised_like_room_names() {
+    let patterns = RoomPatterns::new(vec!["ｔｅａｍ-*".into(), "ｌｏｂｂｙ".into()]);
+    assert!(patterns.allows("team-red") && patterns.allows("lobby"));
 }
 
 #[test]

@@ -31,7 +31,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -71,7 +71,28 @@ pub fn router(app: AppState, with_metrics: bool) -> Router {
     if with_metrics {
         router = router.route("/metrics", get(health::metrics));
     }
-    finish(router.route_layer(middleware::from_fn(track_requests))).with_state(app)
+    let router = router.route_layer(middleware::from_fn(track_requests));
+    let router = router.layer(middleware::from_fn_with_state(app.clone(), check_host));
+    finish(router).with_state(app)
+}
+
+/// Refuses requests for a host not in ALLOWED_HOSTS, on every route: a DNS-rebinding page must
+/// not read the REST API any more than open a WebSocket.
+async fn check_host(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    if let Some(peer) = peer {
+        if let Err(refusal) = app.admission.check_host(request.headers(), peer) {
+            return refusal.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// `/metrics` alone, for a separate METRICS_PORT.

@@ -17,9 +17,13 @@ pub(super) async fn upgrade(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, _body) = request.into_parts();
-    // Admission first, before any upgrade work: who, from where, how many.
-    let admitted = app.admission.admit(&parts, peer, app.is_shutting_down())?;
+    // A request that is no upgrade at all is told so before it costs any budget; then
+    // admission, before any upgrade work: who, from where, how many.
     let ws = WsUpgrade::from_request_parts(&mut parts, &()).await?;
+    let admitted = app
+        .admission
+        .admit(&parts, peer, app.is_shutting_down())
+        .inspect_err(|refusal| refusal.count())?;
     let (response, connection) = ws.accept(app.admission.ws_config(), admitted.subprotocol);
     // Spawned on the session tracker, so shutdown also waits for upgrades in flight. The upgrade
     // future is boxed so its state is freed once it completes instead of staying in the task.

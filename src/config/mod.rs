@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use admission::AdmissionConfig;
+pub use admission::{AdmissionConfig, ForwardedHeader};
 pub use auth::{AuthConfig, PublicKeyAlgorithm};
 pub use connection::ConnectionConfig;
 pub use history::HistoryConfig;

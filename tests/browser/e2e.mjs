@@ -706,7 +706,7 @@ describe('chatterbox in a browser', () => {
 describe('chatterbox in a browser: resume first', () => {
   // Two connection slots, one kept for clients that resume: with the other one taken, only a
   // reconnect that carries a valid resume ticket gets in.
-  const ENV = { MAX_CONNECTIONS: '2', RESUME_RESERVE_PERCENT: '50' };
+  const ENV = { MAX_CONNECTIONS: '2', RESUME_RESERVE_PERCENT: '50', RESUME_TICKET_MIN_AGE_SECONDS: '0' };
   let own;
   let ownDir;
   let ownDb;

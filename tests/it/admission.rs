@@ -197,6 +197,18 @@ async fn token_mode_needs_a_valid_token_and_the_name_is_its_subject() {
         status, 400,
         "a token subprotocol needs chatterbox beside it"
     );
+    let folded = token("ａｄｍｉｎ", Duration::from_secs(60));
+    let (status, _, body) = upgrade(&server, &format!("?token={folded}"), &[])
+        .await
+        .refused();
+    assert_eq!(
+        status, 401,
+        "a subject is not folded into another user's name"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("normal form"),
+        "{body}"
+    );
     let bad_subject = token("\u{202E}evil", Duration::from_secs(60));
     let (status, _, body) = upgrade(&server, &format!("?token={bad_subject}"), &[])
         .await
@@ -277,7 +289,8 @@ async fn refused_from(url: &str, source: IpAddr) -> (u16, Option<String>) {
 async fn a_full_server_still_admits_a_client_that_resumes() {
     let server = TestServer::start_with(|c| {
         c.admission.max_connections = Some(3);
-        c.admission.resume_reserve_percent = 34; // new arrivals may take 2 of the 3
+        c.admission.resume_reserve_percent = 33; // one of the 3 kept: new arrivals take 2
+        c.admission.resume_ticket_min_age_seconds = 0;
     })
     .await;
     let (mut alice, _) = upgrade(&server, "?user=alice&resume=", &[])
@@ -303,6 +316,35 @@ async fn a_full_server_still_admits_a_client_that_resumes() {
         .await
         .refused();
     assert_eq!(status, 503, "a ticket is for its own user only");
+    let (status, body) = server.get_json("/api/session?user=carol").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (503, Some("server_full")),
+        "the page learns it before connecting"
+    );
+    server.shutdown().await;
+}
+
+/// A ticket counts only once its connection has lasted RESUME_TICKET_MIN_AGE_SECONDS: asking
+/// for one is not enough to jump the queue.
+#[tokio::test]
+async fn a_fresh_ticket_does_not_count_yet() {
+    let server = TestServer::start_with(|c| {
+        c.admission.max_connections = Some(2);
+        c.admission.resume_reserve_percent = 50;
+    })
+    .await;
+    let (mut alice, _) = upgrade(&server, "?user=alice&resume=", &[])
+        .await
+        .connected();
+    let ticket = alice.recv().await["resume"].as_str().unwrap().to_string();
+    let (status, ..) = upgrade(&server, &format!("?user=alice&resume={ticket}"), &[])
+        .await
+        .refused();
+    assert_eq!(
+        status, 503,
+        "a ten-second-old ticket is needed, this one is new"
+    );
     server.shutdown().await;
 }
 
@@ -327,6 +369,22 @@ async fn only_trusted_proxies_name_the_client() {
         .refused();
     assert_eq!(status, 429, "198.51.100.1 has its one connection");
     server.shutdown().await;
+
+    // A `Forwarded` header is not read when the proxy writes X-Forwarded-For (the default): the
+    // client could have written it, and the proxy passed it on.
+    let spoofing = TestServer::start_with(|c| {
+        c.admission.max_connections_per_ip = 1;
+        c.admission.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let _one = upgrade(&spoofing, "?user=a", &[("forwarded", "for=198.51.100.1")])
+        .await
+        .connected();
+    let (status, ..) = upgrade(&spoofing, "?user=b", &[("forwarded", "for=198.51.100.2")])
+        .await
+        .refused();
+    assert_eq!(status, 429, "both are the proxy's own client: 127.0.0.1");
+    spoofing.shutdown().await;
 
     let untrusted = TestServer::start_with(|c| c.admission.max_connections_per_ip = 1).await;
     let _one = upgrade(&untrusted, "?user=a", &forwarded("198.51.100.1"))
