@@ -88,6 +88,7 @@ impl Server {
                 batch_size: history.history_batch_size,
                 flush_interval: history.flush_interval(),
                 queue_capacity: history.history_queue_capacity,
+                queue_bytes: history.history_queue_bytes,
                 reserve_timeout: history.store_wait(),
             },
             metrics.clone(),
@@ -103,6 +104,7 @@ impl Server {
                         messages: history.history_ring_size, // validated ≥ MAX_HISTORY
                         bytes: history.history_ring_bytes,
                     },
+                    max_frame_bytes: config.limits.max_server_frame_bytes,
                 },
             },
             metrics.clone(),

@@ -56,6 +56,7 @@ error_codes! {
     InvalidRoom => "invalid_room",
     EmptyText => "empty_text",
     TextTooLong => "text_too_long",
+    InvalidText => "invalid_text",
     NotMember => "not_member",
     TooManyRooms => "too_many_rooms",
     TooManyJoined => "too_many_joined",

@@ -10,6 +10,7 @@
 //! output waits is dropped.
 //!
 //! - [`commands`]: join, chat, leave — answered at once or by a future the loop drives.
+//! - [`history`]: a joiner's history, from memory or the store, in one bounded frame.
 //! - [`backlog`]: requests read but not answered yet, in order.
 //! - [`delivery`]: the joined rooms and their feeds, lag and gaps.
 //! - [`close`]: ending a connection: close frames, read errors, the reasons.
@@ -18,6 +19,7 @@ mod backlog;
 mod close;
 mod commands;
 mod delivery;
+mod history;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -25,6 +25,17 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+/// The newest part of a range of a room's messages, and where the stored range begins.
+#[derive(Debug)]
+pub struct RangeTail {
+    /// Oldest first.
+    pub records: Vec<ChatRecord>,
+    /// The oldest id stored in the range asked for (`None` if it has none): ids are consecutive
+    /// in the store, so the range is complete when this is its first id, and messages were left
+    /// out when this is below the first of `records`.
+    pub oldest: Option<u64>,
+}
+
 /// Options per backend; each backend reads its own.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -69,15 +80,20 @@ impl Store {
         self.before(room, None, limit).await
     }
 
-    /// Messages with `after < id <= upto`, oldest first.
-    pub async fn range(
+    /// The newest messages with `after < id <= upto`, oldest first: as many as start within
+    /// `budget` bytes, counting each as its text and user name plus `overhead` bytes (so what is
+    /// read stays near the budget however long the range), and the oldest id stored in the
+    /// range.
+    pub async fn newest_in_range(
         &self,
         room: &str,
         after: u64,
         upto: u64,
-    ) -> Result<Vec<ChatRecord>, StoreError> {
+        budget: usize,
+        overhead: usize,
+    ) -> Result<RangeTail, StoreError> {
         match self {
-            Store::Sqlite(s) => s.range(room, after, upto).await,
+            Store::Sqlite(s) => s.newest_in_range(room, after, upto, budget, overhead).await,
         }
     }
 

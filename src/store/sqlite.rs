@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::StoreError;
+use super::{RangeTail, StoreError};
 use crate::protocol::ChatRecord;
 
 /// Rows per INSERT statement: 5 parameters each stays below SQLite's 32,766-parameter limit.
@@ -28,6 +28,11 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// Ids above i64::MAX cannot exist (SQLite integers are signed); such bounds mean "no bound".
+fn clamp_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
 }
 
 #[derive(Clone, Debug)]
@@ -100,22 +105,45 @@ impl SqliteStore {
         Ok(last.unwrap_or(0) as u64)
     }
 
-    pub async fn range(
+    pub async fn newest_in_range(
         &self,
         room: &str,
         after: u64,
         upto: u64,
-    ) -> Result<Vec<ChatRecord>, StoreError> {
+        budget: usize,
+        overhead: usize,
+    ) -> Result<RangeTail, StoreError> {
+        let (after, upto) = (clamp_id(after), clamp_id(upto));
+        // The running size from the newest row down; a row is read if it starts within the
+        // budget. Only the rows read leave SQLite, however long the range.
         let rows = sqlx::query(
-            "SELECT id, user_name, text, created_at_ms FROM messages \
-             WHERE room = ? AND id > ? AND id <= ? ORDER BY id",
+            "SELECT id, user_name, text, created_at_ms FROM ( \
+               SELECT id, user_name, text, created_at_ms, \
+                 length(CAST(text AS BLOB)) + length(CAST(user_name AS BLOB)) + ?4 AS size, \
+                 SUM(length(CAST(text AS BLOB)) + length(CAST(user_name AS BLOB)) + ?4) \
+                   OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS through \
+               FROM messages WHERE room = ?1 AND id > ?2 AND id <= ?3) \
+             WHERE through - size < ?5 ORDER BY id",
         )
         .bind(room)
-        .bind(after as i64)
-        .bind(upto as i64)
+        .bind(after)
+        .bind(upto)
+        .bind(i64::try_from(overhead).unwrap_or(i64::MAX))
+        .bind(i64::try_from(budget).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        Ok(to_records(room, rows))
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(id) FROM messages WHERE room = ? AND id > ? AND id <= ?",
+        )
+        .bind(room)
+        .bind(after)
+        .bind(upto)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RangeTail {
+            records: to_records(room, rows),
+            oldest: oldest.map(|id| id as u64),
+        })
     }
 
     pub async fn before(

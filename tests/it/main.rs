@@ -5,6 +5,7 @@
 
 mod support;
 
+mod bounds;
 mod browser;
 mod chat;
 mod dashboard;
@@ -12,6 +13,7 @@ mod docs;
 mod duplex;
 mod errors;
 mod history;
+mod hygiene;
 mod lifecycle;
 mod prometheus;
 mod reads;
