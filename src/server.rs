@@ -25,6 +25,7 @@ use crate::history::{
 };
 use crate::net;
 use crate::ping::{PingClock, PingTicker};
+use crate::ratelimit::RateLimits;
 use crate::rooms::{RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 use crate::store::{SqliteOptions, Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};
@@ -115,6 +116,7 @@ impl Server {
             admission: Admission::new(&config.limits, &config.connection),
             registry,
             bus: Bus::Local(LocalBus),
+            rate_limits: RateLimits::new(&config.rate),
             history: writer_handle,
             reader: HistoryReader::new(store.clone(), history.store_wait()),
             store,

@@ -22,6 +22,8 @@ async fn start_server() -> TestServer {
     let mut config = chatterbox::Config::default();
     config.store.db_path = dir.path().join("chat.db");
     config.store.database_url = None;
+    // The scenarios publish and join from one connection faster than any person would.
+    config.rate.rate_limits = chatterbox::config::Switch::Off;
     let server = chatterbox::Server::build(config).await.unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let listeners = chatterbox::Listeners {

@@ -10,6 +10,7 @@ mod connection;
 mod history;
 mod limits;
 mod net;
+mod rate;
 mod rooms;
 mod store;
 
@@ -21,6 +22,7 @@ pub use connection::ConnectionConfig;
 pub use history::HistoryConfig;
 pub use limits::LimitsConfig;
 pub use net::NetConfig;
+pub use rate::{RateLimitConfig, Switch};
 pub use rooms::RoomsConfig;
 pub use store::StoreConfig;
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub connection: ConnectionConfig,
     #[command(flatten)]
     pub rooms: RoomsConfig,
+    #[command(flatten)]
+    pub rate: RateLimitConfig,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Config {
         self.history.validate()?;
         self.connection.validate()?;
         self.rooms.validate()?;
+        self.rate.validate()?;
         Ok(())
     }
 }

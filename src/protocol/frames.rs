@@ -53,6 +53,8 @@ pub(super) enum ServerMessage<'a> {
         code: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -113,6 +115,7 @@ pub fn error(error: &ProtocolError) -> Frame {
             message: &error.message,
             code: error.code.as_str(),
             room: error.room.as_deref(),
+            retry_after_ms: error.retry_after_ms,
         },
         0,
     )

@@ -19,6 +19,7 @@ use crate::bus::{Draft, Published};
 use crate::history::HistoryError;
 use crate::protocol::names::{normalize_name, NameKind};
 use crate::protocol::{parse_client_message, ChatRecord, ClientMessage, ErrorCode, ProtocolError};
+use crate::ratelimit::RequestKind;
 use crate::rooms::{HistoryPlan, HistoryRequest, JoinError, Membership, Subscription};
 use crate::ws::Frame;
 
@@ -50,25 +51,31 @@ pub(super) enum Answer {
 impl Session {
     /// Answers one client text message: at once, or by returning the wait it needs.
     pub(super) fn handle_text(&mut self, text: &str) -> Option<Pending> {
+        let message = parse_client_message(text);
         let metrics = &self.app.metrics;
-        let outcome = match parse_client_message(text) {
-            Err(error) => {
+        let kind = match &message {
+            Err(_) => {
                 metrics.received_invalid.increment(1);
-                Err(error)
+                RequestKind::Chat
             }
-            Ok(ClientMessage::Join { room, since }) => {
-                metrics.received_join.increment(1);
-                self.join(room, since)
-            }
-            Ok(ClientMessage::Chat { room, text }) => {
+            Ok(ClientMessage::Chat { .. }) => {
                 metrics.received_chat.increment(1);
-                self.chat(room, text)
+                RequestKind::Chat
             }
-            Ok(ClientMessage::Leave { room }) => {
+            Ok(ClientMessage::Join { .. }) => {
+                metrics.received_join.increment(1);
+                RequestKind::Membership
+            }
+            Ok(ClientMessage::Leave { .. }) => {
                 metrics.received_leave.increment(1);
-                self.leave(room)
+                RequestKind::Membership
             }
         };
+        let outcome = self.charge(kind).and_then(|()| match message? {
+            ClientMessage::Join { room, since } => self.join(room, since),
+            ClientMessage::Chat { room, text } => self.chat(room, text),
+            ClientMessage::Leave { room } => self.leave(room),
+        });
         match outcome {
             Ok(Answer::Now(frames)) => {
                 self.queue_all(frames);
@@ -109,6 +116,27 @@ impl Session {
             }
             Completed::Published(Ok(published)) => self.published(published),
         }
+    }
+
+    /// Takes a token for a request of `kind` from the connection's rate limits (none when they
+    /// are off). A refusal is answered with `rate_limited`; one past the refusal budget also
+    /// marks the session for a 1008 close.
+    pub(super) fn charge(&mut self, kind: RequestKind) -> Result<(), ProtocolError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check(kind).map_err(|refused| {
+            self.abusive |= refused.abusive;
+            let what = match kind {
+                RequestKind::Chat => "messages",
+                RequestKind::Membership => "joins and leaves",
+            };
+            ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!("too many {what}: slow down and retry after retry_after_ms"),
+            )
+            .retry_after(refused.retry_after)
+        })
     }
 
     /// The room a message names, normalised (see `protocol::names`).

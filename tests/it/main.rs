@@ -16,5 +16,6 @@ mod history;
 mod hygiene;
 mod lifecycle;
 mod prometheus;
+mod ratelimit;
 mod reads;
 mod rest;

@@ -15,6 +15,10 @@ pub use process::ServerProcess;
 pub use raw::{lock_sqlite, raw_upgrade};
 pub use server::TestServer;
 
+/// For the real binary in tests that flood on purpose (far past any person's rate): turns the
+/// request rate limits off.
+pub const NO_RATE_LIMITS: (&str, &str) = ("RATE_LIMITS", "off");
+
 /// How long a test waits for an expected event before failing.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
