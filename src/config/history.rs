@@ -62,8 +62,11 @@ pub struct HistoryConfig {
     #[arg(long, env = "HISTORY_QUEUE_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub history_queue_bytes: usize,
 
-    /// Keep at most this many messages per room in the store (0 = no limit).
-    #[arg(long, env = "HISTORY_MAX_PER_ROOM", default_value_t = 0)]
+    /// Keep at most this many messages per room in the store (0 = keep everything). The default
+    /// bounds each room's disk use: 10,000 is weeks of a busy channel, twenty REST pages and ten
+    /// full resumes, about 3 MB at typical message sizes and at most about 170 MB at
+    /// MAX_TEXT_BYTES.
+    #[arg(long, env = "HISTORY_MAX_PER_ROOM", default_value_t = 10_000)]
     pub history_max_per_room: u64,
 
     /// Delete stored messages older than this many seconds (0 = keep forever).

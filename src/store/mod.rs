@@ -68,7 +68,8 @@ impl Store {
         }
     }
 
-    /// The last id handed out in `room` (0 if it never had a message).
+    /// The last id handed out in `room`: 0 if it never had a message and no room was pruned, else
+    /// at least the highest id of any room whose row retention removed (ids are never reused).
     pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.last_id(room).await,
@@ -106,6 +107,15 @@ impl Store {
     ) -> Result<Vec<ChatRecord>, StoreError> {
         match self {
             Store::Sqlite(s) => s.before(room, before, limit).await,
+        }
+    }
+
+    /// Removes the rows of rooms with no message left (so rooms that exist only in the store do
+    /// not pile up), keeping their ids taken: a room without a row continues above the highest
+    /// id any removed row had. Returns the number of rooms removed.
+    pub async fn prune_empty_rooms(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune_empty_rooms().await,
         }
     }
 

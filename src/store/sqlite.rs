@@ -98,11 +98,15 @@ impl SqliteStore {
     }
 
     pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT last_id FROM rooms WHERE name = ?")
-            .bind(room)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(last.unwrap_or(0) as u64)
+        // A room without a row (new, or pruned) continues above every pruned room's ids.
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT last_id FROM rooms WHERE name = ?), \
+                             (SELECT floor FROM id_floor), 0)",
+        )
+        .bind(room)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(last as u64)
     }
 
     pub async fn newest_in_range(
@@ -206,6 +210,29 @@ impl SqliteStore {
         }
         Ok(deleted)
     }
+
+    pub async fn prune_empty_rooms(&self) -> Result<u64, StoreError> {
+        // One transaction: the floor covers every row it deletes. A room the writer gives a
+        // message meanwhile is not empty (writes are serialised), and one it writes later gets
+        // its row back with its own, higher, last id.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE id_floor SET floor = MAX(floor, COALESCE( \
+               (SELECT MAX(last_id) FROM rooms r \
+                WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.room = r.name)), 0))",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let pruned = sqlx::query(
+            "DELETE FROM rooms \
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.room = rooms.name)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(pruned)
+    }
 }
 
 fn to_records(room: &str, rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<ChatRecord> {
@@ -262,5 +289,26 @@ mod tests {
         assert_eq!(store.last_id("a").await.unwrap(), 10, "ids survive pruning");
         assert_eq!(store.last_id("b").await.unwrap(), 4);
         assert_eq!(store.last_id("never").await.unwrap(), 0);
+
+        // b has no messages left: its row goes, but its ids stay taken.
+        assert_eq!(store.prune_empty_rooms().await.unwrap(), 1);
+        assert_eq!(
+            store.last_id("b").await.unwrap(),
+            4,
+            "continues above its old ids"
+        );
+        assert_eq!(
+            store.last_id("a").await.unwrap(),
+            10,
+            "rows with messages stay"
+        );
+        assert_eq!(
+            store.last_id("never").await.unwrap(),
+            4,
+            "new rooms start above the floor"
+        );
+        assert_eq!(store.prune_empty_rooms().await.unwrap(), 0);
+        store.append(&[record("b", 5, 9_000)]).await.unwrap();
+        assert_eq!(store.last_id("b").await.unwrap(), 5);
     }
 }

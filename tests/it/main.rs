@@ -19,3 +19,4 @@ mod prometheus;
 mod ratelimit;
 mod reads;
 mod rest;
+mod retention;
