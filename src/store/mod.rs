@@ -6,6 +6,7 @@
 //! the history writer, joins that fall back to disk, and the REST API — never per delivery.
 
 mod sqlite;
+mod sqlite_file;
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("the database file {0} was removed or replaced while open")]
+    FileGone(std::path::PathBuf),
     #[error(
         "unsupported store URL {0:?}: use sqlite:PATH (PostgreSQL arrives with multi-node support)"
     )]

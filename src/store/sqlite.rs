@@ -1,13 +1,15 @@
-//! The embedded SQLite backend: WAL mode, one transaction per batch, multi-row inserts.
+//! The embedded SQLite backend: WAL mode, one transaction per batch, multi-row inserts, and a
+//! database file that may be removed under it (see [`super::sqlite_file`]).
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::sqlite_file::DatabaseFile;
 use super::{RangeTail, StoreError};
 use crate::protocol::ChatRecord;
 
@@ -37,7 +39,7 @@ fn clamp_id(id: u64) -> i64 {
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    file: Arc<DatabaseFile>,
 }
 
 impl SqliteStore {
@@ -50,12 +52,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(sqlite)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            file: Arc::new(DatabaseFile::open(sqlite).await?),
+        })
     }
 
     pub async fn append(&self, batch: &[Arc<ChatRecord>]) -> Result<(), StoreError> {
@@ -67,7 +66,10 @@ impl SqliteStore {
             let last = last_ids.entry(&record.room).or_default();
             *last = (*last).max(record.id);
         }
-        let mut tx = self.pool.begin().await?;
+        // Into the database at the path, even if the file was removed or replaced since the
+        // last batch; and the commit only counts if the file is still there after it.
+        self.file.ensure_current().await?;
+        let mut tx = self.file.pool().begin().await?;
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO messages (room, id, user_name, text, created_at_ms) ",
@@ -94,7 +96,7 @@ impl SqliteStore {
             upsert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        self.file.check().await
     }
 
     pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
@@ -104,7 +106,7 @@ impl SqliteStore {
                              (SELECT floor FROM id_floor), 0)",
         )
         .bind(room)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.file.pool())
         .await?;
         Ok(last as u64)
     }
@@ -134,7 +136,7 @@ impl SqliteStore {
         .bind(upto)
         .bind(i64::try_from(overhead).unwrap_or(i64::MAX))
         .bind(i64::try_from(budget).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.file.pool())
         .await?;
         let oldest: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(id) FROM messages WHERE room = ? AND id > ? AND id <= ?",
@@ -142,7 +144,7 @@ impl SqliteStore {
         .bind(room)
         .bind(after)
         .bind(upto)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.file.pool())
         .await?;
         Ok(RangeTail {
             records: to_records(room, rows),
@@ -165,7 +167,7 @@ impl SqliteStore {
         .bind(room)
         .bind(before)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.file.pool())
         .await?;
         let mut records = to_records(room, rows);
         records.reverse();
@@ -182,7 +184,7 @@ impl SqliteStore {
             // Within a room, timestamps rise with ids, so everything below the first id that is
             // recent enough is old; the subquery walks the room's primary key from its oldest row.
             let rooms: Vec<String> = sqlx::query_scalar("SELECT name FROM rooms")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.file.pool())
                 .await?;
             for room in rooms {
                 deleted += sqlx::query(
@@ -193,7 +195,7 @@ impl SqliteStore {
                 )
                 .bind(&room)
                 .bind(cutoff)
-                .execute(&self.pool)
+                .execute(&self.file.pool())
                 .await?
                 .rows_affected();
             }
@@ -204,7 +206,7 @@ impl SqliteStore {
                  (SELECT r.last_id FROM rooms r WHERE r.name = messages.room) - ?",
             )
             .bind(max_per_room as i64)
-            .execute(&self.pool)
+            .execute(&self.file.pool())
             .await?
             .rows_affected();
         }
@@ -215,7 +217,7 @@ impl SqliteStore {
         // One transaction: the floor covers every row it deletes. A room the writer gives a
         // message meanwhile is not empty (writes are serialised), and one it writes later gets
         // its row back with its own, higher, last id.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.file.pool().begin().await?;
         sqlx::query(
             "UPDATE id_floor SET floor = MAX(floor, COALESCE( \
                (SELECT MAX(last_id) FROM rooms r \

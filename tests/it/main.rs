@@ -12,6 +12,7 @@ mod dashboard;
 mod docs;
 mod duplex;
 mod errors;
+mod faults;
 mod history;
 mod hygiene;
 mod lifecycle;

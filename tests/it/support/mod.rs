@@ -4,6 +4,7 @@
 //! helpers for what a well-behaved client would not do.
 
 mod client;
+mod fs;
 mod process;
 mod raw;
 mod server;
@@ -11,6 +12,7 @@ mod server;
 use std::time::Duration;
 
 pub use client::TestClient;
+pub use fs::Tmpfs;
 pub use process::ServerProcess;
 pub use raw::{lock_sqlite, raw_upgrade};
 pub use server::TestServer;
