@@ -80,7 +80,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ProtocolErr
         }),
         other => Err(ProtocolError::new(
             ErrorCode::UnknownType,
-            format!("unknown message type \"{other}\""),
+            format!("unknown message type \"{}\"", shown(other)),
         )),
     }
 }
@@ -218,7 +218,17 @@ impl<'de> Visitor<'de> for TopVisitor {
 }
 
 fn duplicate<E: de::Error>(key: &str) -> E {
-    E::custom(format_args!("duplicate key {key:?}"))
+    E::custom(format_args!("duplicate key {:?}", shown(key)))
+}
+
+/// What of a client's string an error message repeats: enough to recognise it, never so much
+/// that an error frame grows with the request.
+fn shown(s: &str) -> String {
+    const MAX_CHARS: usize = 32;
+    match s.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
 }
 
 /// An object key, borrowed unless it had escapes.

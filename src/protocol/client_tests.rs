@@ -79,6 +79,18 @@ fn strings_borrow_from_the_frame_unless_escaped() {
 }
 
 #[test]
+fn errors_repeat_only_the_start_of_a_client_string() {
+    let long = "k".repeat(10_000);
+    for text in [
+        format!(r#"{{"{long}":1,"{long}":2}}"#),
+        format!(r#"{{"type":"{long}"}}"#),
+    ] {
+        let error = parse_client_message(&text).unwrap_err();
+        assert!(error.message.len() < 200, "{}", error.message);
+    }
+}
+
+#[test]
 fn deep_nesting_is_refused_not_a_stack_overflow() {
     let deep = format!(
         r#"{{"type":"join","x":{}{}}}"#,
