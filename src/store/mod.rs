@@ -4,6 +4,9 @@
 //! own module and its migrations in its own folder under `migrations/`. Queries are runtime
 //! `sqlx::query` calls, so a build never needs a live database. The store is only ever called from
 //! the history writer, joins that fall back to disk, and the REST API — never per delivery.
+//!
+//! SQLite: `sqlite` has the SQL, `sqlite_file` the pool and the file under it (noticing when the
+//! file is removed or replaced while running, and reopening it).
 
 mod sqlite;
 mod sqlite_file;
