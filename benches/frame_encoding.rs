@@ -187,7 +187,7 @@ fn frame_encoding(c: &mut Criterion) {
     settings(&mut group);
     group.throughput(Throughput::Elements(HISTORY_MESSAGES as u64));
     group.bench_function("frame_history_splice", |b| {
-        b.iter(|| frames::history(&room, black_box(&records), None))
+        b.iter(|| frames::history(&room, black_box(&records), None, false, 1 << 16))
     });
     group.bench_function("serialize_every_message", |b| {
         b.iter(|| naive_history(black_box(&records)))

@@ -27,6 +27,7 @@ fn history_writer(c: &mut Criterion) {
             batch_size: chatterbox::Config::default().history.history_batch_size,
             flush_interval: Duration::from_millis(10),
             queue_capacity: 65_536,
+            queue_bytes: chatterbox::Config::default().history.history_queue_bytes,
             reserve_timeout: Duration::from_secs(60),
         };
         HistoryWriter::spawn(store, settings, Metrics::new())
@@ -63,8 +64,9 @@ fn history_writer(c: &mut Criterion) {
                 for record in records {
                     let watermark = &watermarks[(record.id % ROOMS) as usize];
                     watermark.assign(record.id);
+                    let bytes = ChatRecord::footprint(&record.room, &record.user, &record.text);
                     writer
-                        .reserve()
+                        .reserve(bytes)
                         .await
                         .unwrap()
                         .append(record, watermark.clone());

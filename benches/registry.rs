@@ -72,6 +72,7 @@ fn registry() -> RoomRegistry {
                     messages: config.history.history_ring_size,
                     bytes: 1 << 20,
                 },
+                max_frame_bytes: config.limits.max_server_frame_bytes,
             },
         },
         Metrics::new(),

@@ -13,6 +13,7 @@ use crate::bus::Bus;
 use crate::config::Config;
 use crate::history::{HistoryReader, HistoryWriter};
 use crate::ping::PingClock;
+use crate::ratelimit::RateLimits;
 use crate::rooms::RoomRegistry;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -25,6 +26,8 @@ pub struct App {
     pub admission: Admission,
     pub registry: RoomRegistry,
     pub bus: Bus,
+    /// Every connection's request rate limits come from here.
+    pub rate_limits: RateLimits,
     pub history: HistoryWriter,
     pub reader: HistoryReader,
     pub store: Store,

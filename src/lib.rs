@@ -11,6 +11,7 @@
 //! - [`ws`]: the WebSocket handshake, the full-duplex connection, frames encoded once.
 //! - [`protocol`]: client messages, server frames, error codes, name rules.
 //! - [`session`]: one task per connection: requests, delivery and lag, closing.
+//! - [`ratelimit`]: how often a connection may chat, join and leave (token buckets).
 //! - [`ping`]: the server-wide ping clock, in phases so pings go out in waves.
 //! - [`rooms`]: the lock-sharded registry (join tickets, memberships), each room's broadcast
 //!   channel delivering in id order, and its ring of recent messages.
@@ -33,6 +34,7 @@ pub mod net;
 pub mod ping;
 pub mod presence;
 pub mod protocol;
+pub mod ratelimit;
 pub mod rooms;
 pub mod server;
 pub mod session;

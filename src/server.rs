@@ -26,6 +26,7 @@ use crate::history::{
 };
 use crate::net::{self, HttpLimits};
 use crate::ping::{PingClock, PingTicker};
+use crate::ratelimit::RateLimits;
 use crate::rooms::{RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 use crate::store::{SqliteOptions, Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};
@@ -100,6 +101,7 @@ impl Server {
                 batch_size: history.history_batch_size,
                 flush_interval: history.flush_interval(),
                 queue_capacity: history.history_queue_capacity,
+                queue_bytes: history.history_queue_bytes,
                 reserve_timeout: history.store_wait(),
             },
             metrics.clone(),
@@ -115,6 +117,7 @@ impl Server {
                         messages: history.history_ring_size, // validated ≥ MAX_HISTORY
                         bytes: history.history_ring_bytes,
                     },
+                    max_frame_bytes: config.limits.max_server_frame_bytes,
                 },
             },
             metrics.clone(),
@@ -125,6 +128,7 @@ impl Server {
             admission,
             registry,
             bus: Bus::Local(LocalBus),
+            rate_limits: RateLimits::new(&config.rate),
             history: writer_handle,
             reader: HistoryReader::new(store.clone(), history.store_wait()),
             readiness: Readiness::new(store.clone()),

@@ -7,7 +7,8 @@
 #   loadtest/bench/ab.sh /tmp/old target/release/chatterbox 5 fanout100 -- \
 #       --scenario fanout -c 1000 --rate 100 --message-size 100 --duration 10s
 #
-# Server settings come from SERVER_ENV (e.g. SERVER_ENV="RATE_LIMITS=off"); results land in
+# Server settings come from SERVER_ENV (default "RATE_LIMITS=off", as in run.sh; set it to "" for
+# the server's defaults); results land in
 # $OUT/NAME-{a,b}-N.json. The generator is target/release/chatterbox-loadtest (or $LOADTEST).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +28,8 @@ run() { # run LABEL BINARY N [generator flags…]
   # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
   env RUST_LOG=warn PORT="$PORT" BIND_ADDR=127.0.0.1 DB_PATH="$db/chat.db" MAX_ROOMS=10000 \
     MAX_ROOMS_CREATED_PER_IP=0 \
-    MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTS_PER_IP_PER_SECOND=0 ${SERVER_ENV:-} "$binary" >"$OUT/$NAME-$label-$n.server.log" 2>&1 &
+    MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTS_PER_IP_PER_SECOND=0 \
+    ${SERVER_ENV-RATE_LIMITS=off} "$binary" >"$OUT/$NAME-$label-$n.server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     (echo >/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break

@@ -26,9 +26,11 @@ async fn start_server_with(configure: impl FnOnce(&mut chatterbox::Config)) -> T
     let mut config = chatterbox::Config::default();
     config.store.db_path = dir.path().join("chat.db");
     config.store.database_url = None;
-    // Every generated client comes from 127.0.0.1.
+    // Every generated client comes from 127.0.0.1, and the scenarios publish and join from one
+    // connection faster than any person would.
     config.admission.max_connections_per_ip = 0;
     config.admission.max_connects_per_ip_per_second = 0;
+    config.rate.rate_limits = chatterbox::config::Switch::Off;
     configure(&mut config);
     let server = chatterbox::Server::build(config).await.unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();

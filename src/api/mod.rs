@@ -122,7 +122,7 @@ fn finish<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
 
 /// The REST limiter, unless RATE_LIMITS=off or a REST rate setting is 0.
 fn rest_rate_limit(app: &AppState) -> Option<std::sync::Arc<RestRateLimit>> {
-    if !app.config.limits.rate_limits_enabled {
+    if !app.config.rate.enabled() {
         return None;
     }
     let (per_second, burst) = app.config.net.rest_rate()?;

@@ -60,8 +60,18 @@ pub struct HistoryConfig {
     #[arg(long, env = "HISTORY_QUEUE_CAPACITY", default_value_t = 65_536)]
     pub history_queue_capacity: usize,
 
-    /// Keep at most this many messages per room in the store (0 = no limit).
-    #[arg(long, env = "HISTORY_MAX_PER_ROOM", default_value_t = 0)]
+    /// Bytes the messages queued for the history writer may hold before publishers wait: about
+    /// twice each text plus 300 bytes a message. 32 MiB holds HISTORY_QUEUE_CAPACITY typical
+    /// messages, but only about a thousand of the longest, so a store that is down cannot make
+    /// long texts pile up gigabytes.
+    #[arg(long, env = "HISTORY_QUEUE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub history_queue_bytes: usize,
+
+    /// Keep at most this many messages per room in the store (0 = keep everything). The default
+    /// bounds each room's disk use: 10,000 is weeks of a busy channel, twenty REST pages and ten
+    /// full resumes, about 3 MB at typical message sizes and at most about 170 MB at
+    /// MAX_TEXT_BYTES.
+    #[arg(long, env = "HISTORY_MAX_PER_ROOM", default_value_t = 10_000)]
     pub history_max_per_room: u64,
 
     /// Delete stored messages older than this many seconds (0 = keep forever).
@@ -107,6 +117,13 @@ impl HistoryConfig {
         )?;
         at_least("HISTORY_BATCH_SIZE", self.history_batch_size, 1)?;
         at_least("HISTORY_QUEUE_CAPACITY", self.history_queue_capacity, 1)?;
+        at_least("HISTORY_QUEUE_BYTES", self.history_queue_bytes, 64 * 1024)?;
+        // Tokio's semaphore holds at most usize::MAX >> 3 permits (a byte each).
+        at_most(
+            "HISTORY_QUEUE_BYTES",
+            self.history_queue_bytes as u64,
+            (usize::MAX >> 3) as u64,
+        )?;
         at_least(
             "HISTORY_RING_SIZE",
             self.history_ring_size,

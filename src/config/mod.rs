@@ -12,6 +12,7 @@ mod connection;
 mod history;
 mod limits;
 mod net;
+mod rate;
 mod rooms;
 mod store;
 
@@ -25,6 +26,7 @@ pub use connection::ConnectionConfig;
 pub use history::HistoryConfig;
 pub use limits::LimitsConfig;
 pub use net::NetConfig;
+pub use rate::{RateLimitConfig, Switch};
 pub use rooms::RoomsConfig;
 pub use store::StoreConfig;
 
@@ -63,6 +65,8 @@ pub struct Config {
     pub admission: AdmissionConfig,
     #[command(flatten)]
     pub auth: AuthConfig,
+    #[command(flatten)]
+    pub rate: RateLimitConfig,
     /// Without a command, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -114,6 +118,7 @@ impl Config {
         self.rooms.validate()?;
         self.admission.validate()?;
         self.auth.validate()?;
+        self.rate.validate()?;
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ pub mod writer;
 
 use std::time::Duration;
 
-pub use reader::{HistoryReader, InMemory};
+pub use reader::{HistoryReader, InMemory, Ranged};
 pub use retention::{spawn_retention, RetentionPolicy};
 pub use watermark::CommitWatermark;
 pub use writer::{AppendPermit, HistoryWriter, WriterSettings, WriterTask};

@@ -21,6 +21,18 @@ pub struct InMemory<'a> {
     pub watermark: Option<&'a CommitWatermark>,
 }
 
+/// A range read: its newest messages, whether the range exists in full, and whether older
+/// messages of it were left out to stay within the byte budget.
+#[derive(Debug)]
+pub struct Ranged {
+    /// Oldest first; consecutive ids.
+    pub messages: Vec<Arc<ChatRecord>>,
+    /// Every id of the range exists (none was pruned), though maybe not all were read.
+    pub complete: bool,
+    /// Messages older than the first of `messages` exist in the range but were not read.
+    pub left_out: bool,
+}
+
 /// Reads history; cheap to clone.
 #[derive(Clone)]
 pub struct HistoryReader {
@@ -34,15 +46,17 @@ impl HistoryReader {
         HistoryReader { store, commit_wait }
     }
 
-    /// Messages with `after < id <= upto`, oldest first. Fewer than `upto - after` when some were
-    /// pruned (or never existed).
+    /// The newest messages with `after < id <= upto` that fit in about `max_bytes` of encoded
+    /// frames, oldest first: memory first, then only as much of the store as can still fit, so a
+    /// long range never loads more than a frame's worth (see [`Ranged`]).
     pub async fn range(
         &self,
         room: &str,
         memory: InMemory<'_>,
         after: u64,
         upto: u64,
-    ) -> Result<Vec<Arc<ChatRecord>>, HistoryError> {
+        max_bytes: usize,
+    ) -> Result<Ranged, HistoryError> {
         let from_memory: Vec<Arc<ChatRecord>> = memory
             .recent
             .iter()
@@ -52,18 +66,33 @@ impl HistoryReader {
         // Ids below what memory covers come from the store.
         let below = from_memory.first().map_or(upto, |m| m.id - 1);
         if below <= after {
-            return Ok(from_memory);
+            return Ok(Ranged {
+                messages: from_memory,
+                complete: true,
+                left_out: false,
+            });
         }
+        let in_memory: usize = from_memory.iter().map(|m| m.frame.payload().len()).sum();
         self.wait_committed_upto(&memory, below).await?;
-        let mut messages: Vec<Arc<ChatRecord>> = self
+        // A lower bound of each message's frame beyond its text and user: the budget then
+        // reads every message that could fit, and little more.
+        let overhead = room.len() + 64;
+        let budget = max_bytes.saturating_sub(in_memory);
+        let tail = self
             .store
-            .range(room, after, below)
-            .await?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+            .newest_in_range(room, after, below, budget, overhead)
+            .await?;
+        let left_out = match tail.records.first() {
+            Some(first) => tail.oldest.is_some_and(|oldest| oldest < first.id),
+            None => tail.oldest.is_some(),
+        };
+        let mut messages: Vec<Arc<ChatRecord>> = tail.records.into_iter().map(Arc::new).collect();
         messages.extend(from_memory);
-        Ok(messages)
+        Ok(Ranged {
+            messages,
+            complete: tail.oldest == Some(after + 1),
+            left_out,
+        })
     }
 
     /// The newest `limit` messages with ids below `before` (no bound if `None`), oldest first.

@@ -1,4 +1,6 @@
-//! Retention: deletes old history in the background, in memory first, then in the store.
+//! Retention: deletes old history in the background, in memory first, then in the store, and
+//! then the rows of rooms left with no messages (their ids stay taken, see
+//! [`Store::prune_empty_rooms`]).
 
 use std::time::Duration;
 
@@ -30,6 +32,9 @@ pub fn spawn_retention(
     }
     Some(tokio::spawn(async move {
         let mut ticker = tokio::time::interval(policy.interval);
+        // Rooms only become empty when messages are deleted: look for them then (and once at
+        // start, for what an earlier run left).
+        let mut look_for_empty_rooms = true;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -42,8 +47,22 @@ pub fn spawn_retention(
             trim_memory(policy.max_per_room, cutoff);
             match store.prune(policy.max_per_room, cutoff).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "retention pruned history"),
+                Ok(n) => {
+                    tracing::info!(rows = n, "retention pruned history");
+                    look_for_empty_rooms = true;
+                }
                 Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+            }
+            if look_for_empty_rooms {
+                match store.prune_empty_rooms().await {
+                    Ok(n) => {
+                        look_for_empty_rooms = false;
+                        if n > 0 {
+                            tracing::info!(rooms = n, "retention removed rooms left empty");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pruning empty rooms failed"),
+                }
             }
         }
     }))

@@ -75,14 +75,15 @@ impl Presence {
         users
     }
 
-    /// The `presence` frame for `room`, encoded once per membership change.
-    pub fn frame(&mut self, room: &str) -> Frame {
+    /// The `presence` frame for `room`, encoded once per membership change and cut to
+    /// `max_bytes` (see [`frames::presence`]).
+    pub fn frame(&mut self, room: &str, max_bytes: usize) -> Frame {
         if let Some(frame) = &self.cached {
             return frame.clone();
         }
         let mut users: Vec<&str> = self.connections.keys().map(|u| &**u).collect();
         users.sort_unstable();
-        let frame = frames::presence(room, &users);
+        let frame = frames::presence(room, &users, max_bytes);
         self.cached = Some(frame.clone());
         frame
     }
@@ -99,15 +100,15 @@ mod tests {
         let bob: Arc<str> = "bob".into();
         assert_eq!(presence.add(&alice), Change::Arrived);
         assert_eq!(presence.add(&alice), Change::Unchanged, "a second tab");
-        let first = presence.frame("r");
-        let again = presence.frame("r");
+        let first = presence.frame("r", 1024);
+        let again = presence.frame("r", 1024);
         assert!(
             std::ptr::eq(first.wire(), again.wire()),
             "encoded once while nothing changes"
         );
         assert_eq!(presence.add(&bob), Change::Arrived);
         assert_eq!(
-            presence.frame("r").text(),
+            presence.frame("r", 1024).text(),
             r#"{"type":"presence","room":"r","users":["alice","bob"]}"#
         );
         assert_eq!(presence.remove("alice"), Change::Unchanged);

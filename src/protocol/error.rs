@@ -1,6 +1,7 @@
 //! What went wrong with a client request: a machine-readable code and a message for people.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A refused client request; `code` goes on the wire, `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,6 +9,8 @@ pub struct ProtocolError {
     pub code: ErrorCode,
     pub message: String,
     pub room: Option<Arc<str>>,
+    /// For `rate_limited`: when the same request would be accepted, in milliseconds from now.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ProtocolError {
@@ -16,11 +19,19 @@ impl ProtocolError {
             code,
             message: message.into(),
             room: None,
+            retry_after_ms: None,
         }
     }
 
     pub fn in_room(mut self, room: &Arc<str>) -> Self {
         self.room = Some(room.clone());
+        self
+    }
+
+    /// Tells the client when to try again (rounded up to whole milliseconds, at least 1).
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        let ms = wait.as_nanos().div_ceil(1_000_000).max(1);
+        self.retry_after_ms = Some(u64::try_from(ms).unwrap_or(u64::MAX));
         self
     }
 }
@@ -56,9 +67,11 @@ error_codes! {
     InvalidRoom => "invalid_room",
     EmptyText => "empty_text",
     TextTooLong => "text_too_long",
+    InvalidText => "invalid_text",
     NotMember => "not_member",
     TooManyRooms => "too_many_rooms",
     TooManyJoined => "too_many_joined",
     BinaryUnsupported => "binary_unsupported",
     HistoryUnavailable => "history_unavailable",
+    RateLimited => "rate_limited",
 }

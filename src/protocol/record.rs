@@ -42,6 +42,15 @@ impl ChatRecord {
     }
 }
 
+impl ChatRecord {
+    /// About how much memory a record of these parts holds while it waits for the store: the
+    /// text twice (its own field and inside the frame), the names in the frame, and a fixed
+    /// part for the frame's other fields, the allocations and the queue entry.
+    pub fn footprint(room: &str, user: &str, text: &str) -> usize {
+        2 * text.len() + room.len() + user.len() + 256
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()

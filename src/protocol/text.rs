@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
+use super::frames::json_string_len;
 use super::names::{is_mark, U};
+use super::{ErrorCode, ProtocolError};
 
 /// Suggested `max_combining_run` for [`clean_text`].
 ///
@@ -42,6 +44,48 @@ impl TextError {
             TextError::Bidi(_) => "bidi_control",
             TextError::TooManyMarks { .. } => "too_many_marks",
         }
+    }
+}
+
+/// What a chat text must meet: MAX_TEXT_CHARS, MAX_TEXT_BYTES and MAX_COMBINING_MARKS.
+#[derive(Debug, Clone, Copy)]
+pub struct TextRules {
+    pub max_chars: usize,
+    /// As encoded in JSON, escapes counted, quotes not: what the text adds to every frame that
+    /// carries it, so `"` or `\n` count twice.
+    pub max_bytes: usize,
+    pub max_combining_run: usize,
+}
+
+impl TextRules {
+    /// The text to publish (NFC), or why it is refused: `empty_text`, `invalid_text` (see
+    /// [`clean_text`]) or `text_too_long`. Lengths are those of the NFC form, which is what is
+    /// stored and sent.
+    pub fn check<'a>(&self, raw: &'a str) -> Result<Cow<'a, str>, ProtocolError> {
+        if raw.trim().is_empty() {
+            return Err(ProtocolError::new(
+                ErrorCode::EmptyText,
+                "chat text must not be empty",
+            ));
+        }
+        let text = clean_text(raw, self.max_combining_run)
+            .map_err(|e| ProtocolError::new(ErrorCode::InvalidText, e.to_string()))?;
+        if text.len() > self.max_chars && text.chars().count() > self.max_chars {
+            return Err(ProtocolError::new(
+                ErrorCode::TextTooLong,
+                format!("chat text is longer than {} characters", self.max_chars),
+            ));
+        }
+        if json_string_len(&text) - 2 > self.max_bytes {
+            return Err(ProtocolError::new(
+                ErrorCode::TextTooLong,
+                format!(
+                    "chat text is longer than {} bytes as JSON (escapes count)",
+                    self.max_bytes
+                ),
+            ));
+        }
+        Ok(text)
     }
 }
 

@@ -13,6 +13,7 @@ fn registry(max_rooms: usize, per_ip: usize) -> RoomRegistry {
                     messages: 16,
                     bytes: 1 << 20,
                 },
+                max_frame_bytes: 64 * 1024,
             },
         },
         Metrics::new(),

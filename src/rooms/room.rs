@@ -35,6 +35,8 @@ pub struct RoomSettings {
     /// Frames buffered for subscribers that fall behind (ROOM_CHANNEL_CAPACITY).
     pub channel_capacity: usize,
     pub ring: RingLimits,
+    /// MAX_SERVER_FRAME_BYTES: the room's `presence` frame is cut to it.
+    pub max_frame_bytes: usize,
 }
 
 pub struct Room {
@@ -49,6 +51,7 @@ pub struct Room {
     state: Mutex<RoomState>,
     /// Loads the last id and recent messages from the store when the room is (re)created.
     loaded: OnceCell<()>,
+    max_frame_bytes: usize,
 }
 
 struct RoomState {
@@ -88,6 +91,7 @@ impl Room {
                 recent: Ring::new(settings.ring),
             }),
             loaded: OnceCell::new(),
+            max_frame_bytes: settings.max_frame_bytes,
         }
     }
 
@@ -157,7 +161,7 @@ impl Room {
             receiver,
             last_id: state.last_id,
             history,
-            presence: state.presence.frame(&self.name),
+            presence: state.presence.frame(&self.name, self.max_frame_bytes),
         }
     }
 
@@ -209,7 +213,10 @@ impl Room {
 
     /// The current presence, as a frame (cached per membership).
     pub fn presence_frame(&self) -> Frame {
-        self.state.lock().presence.frame(&self.name)
+        self.state
+            .lock()
+            .presence
+            .frame(&self.name, self.max_frame_bytes)
     }
 
     /// The newest `n` messages in memory with ids up to `upto`, oldest first.

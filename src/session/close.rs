@@ -52,6 +52,17 @@ impl Session {
         }
     }
 
+    /// The client kept sending past its rate limits instead of waiting: close with 1008.
+    pub(super) async fn rate_limit_close(&mut self) -> CloseReason {
+        tracing::info!(user = %self.user, "closing a client that kept exceeding its rate limits");
+        self.close(
+            CloseCode::Policy,
+            "rate limits exceeded repeatedly: wait retry_after_ms before sending again",
+            CloseReason::RateLimited,
+        )
+        .await
+    }
+
     pub(super) fn slow_client(&self) -> CloseReason {
         self.app.metrics.slow_clients_disconnected.increment(1);
         tracing::info!(user = %self.user, "dropping a client whose socket stopped draining");

@@ -6,23 +6,21 @@
 //! answering pings and seeing shutdown; requests that arrive meanwhile wait their turn, so
 //! answers keep the order of the requests.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_stream::wrappers::BroadcastStream;
 
+use super::history::{joiner_frames, joiner_frames_ready, load_and_join, read_plan, Read};
 use super::Session;
-use crate::app::App;
 use crate::bus::{Draft, Published};
-use crate::history::{HistoryError, InMemory};
+use crate::history::HistoryError;
 use crate::protocol::names::{normalize_name, NameKind};
-use crate::protocol::{
-    frames, parse_client_message, ChatRecord, ClientMessage, ErrorCode, ProtocolError,
-};
-use crate::rooms::{
-    HistoryPlan, HistoryRequest, JoinError, JoinTicket, Membership, Room, Subscription,
-};
+use crate::protocol::{parse_client_message, ChatRecord, ClientMessage, ErrorCode, ProtocolError};
+use crate::ratelimit::RequestKind;
+use crate::rooms::{HistoryPlan, HistoryRequest, JoinError, Membership, Subscription};
 use crate::ws::Frame;
 
 /// A request waiting on something slow; the loop polls it.
@@ -53,25 +51,31 @@ pub(super) enum Answer {
 impl Session {
     /// Answers one client text message: at once, or by returning the wait it needs.
     pub(super) fn handle_text(&mut self, text: &str) -> Option<Pending> {
+        let message = parse_client_message(text);
         let metrics = &self.app.metrics;
-        let outcome = match parse_client_message(text) {
-            Err(error) => {
+        let kind = match &message {
+            Err(_) => {
                 metrics.received_invalid.increment(1);
-                Err(error)
+                RequestKind::Chat
             }
-            Ok(ClientMessage::Join { room, since }) => {
-                metrics.received_join.increment(1);
-                self.join(room, since)
-            }
-            Ok(ClientMessage::Chat { room, text }) => {
+            Ok(ClientMessage::Chat { .. }) => {
                 metrics.received_chat.increment(1);
-                self.chat(room, text)
+                RequestKind::Chat
             }
-            Ok(ClientMessage::Leave { room }) => {
+            Ok(ClientMessage::Join { .. }) => {
+                metrics.received_join.increment(1);
+                RequestKind::Membership
+            }
+            Ok(ClientMessage::Leave { .. }) => {
                 metrics.received_leave.increment(1);
-                self.leave(room)
+                RequestKind::Membership
             }
         };
+        let outcome = self.charge(kind).and_then(|()| match message? {
+            ClientMessage::Join { room, since } => self.join(room, since),
+            ClientMessage::Chat { room, text } => self.chat(room, text),
+            ClientMessage::Leave { room } => self.leave(room),
+        });
         match outcome {
             Ok(Answer::Now(frames)) => {
                 self.queue_all(frames);
@@ -114,8 +118,29 @@ impl Session {
         }
     }
 
+    /// Takes a token for a request of `kind` from the connection's rate limits (none when they
+    /// are off). A refusal is answered with `rate_limited`; one past the refusal budget also
+    /// marks the session for a 1008 close.
+    pub(super) fn charge(&mut self, kind: RequestKind) -> Result<(), ProtocolError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check(kind).map_err(|refused| {
+            self.abusive |= refused.abusive;
+            let what = match kind {
+                RequestKind::Chat => "messages",
+                RequestKind::Membership => "joins and leaves",
+            };
+            ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!("too many {what}: slow down and retry after retry_after_ms"),
+            )
+            .retry_after(refused.retry_after)
+        })
+    }
+
     /// The room a message names, normalised (see `protocol::names`).
-    fn room_name(&self, room: Option<String>) -> Result<Arc<str>, ProtocolError> {
+    fn room_name(&self, room: Option<Cow<'_, str>>) -> Result<Arc<str>, ProtocolError> {
         let room = room.ok_or_else(|| {
             ProtocolError::new(ErrorCode::MissingRoom, "message needs a \"room\"")
         })?;
@@ -141,7 +166,11 @@ impl Session {
 
     /// Joins a room: the joiner gets history (when there is any, or always for a resume), then
     /// presence.
-    fn join(&mut self, room: Option<String>, since: Option<u64>) -> Result<Answer, ProtocolError> {
+    fn join(
+        &mut self,
+        room: Option<Cow<'_, str>>,
+        since: Option<u64>,
+    ) -> Result<Answer, ProtocolError> {
         let name = self.room_name(room)?;
         let request = self.history_request(since);
         if let Some(joined) = self.rooms.get(&name) {
@@ -152,27 +181,29 @@ impl Session {
             if since.is_none() {
                 return Ok(Answer::Now(vec![room.presence_frame()]));
             }
+            let max_bytes = self.app.config.limits.max_server_frame_bytes;
             return Ok(match room.history_plan(request) {
                 HistoryPlan::Ready {
                     messages,
                     recovered,
                 } => {
-                    let last_sent = messages.last().map_or(0, |m| m.id);
+                    let read = Read {
+                        messages,
+                        recovered,
+                        left_out: false,
+                    };
                     let joined = self.rooms.get_mut(&name).expect("checked above");
-                    joined.last_id = joined.last_id.max(last_sent);
-                    Answer::Now(vec![
-                        frames::history(&name, &messages, recovered),
-                        room.presence_frame(),
-                    ])
+                    joined.last_id = joined.last_id.max(read.last_id());
+                    Answer::Now(vec![read.frame(&name, max_bytes), room.presence_frame()])
                 }
                 plan @ HistoryPlan::FromStore { .. } => {
                     let app = self.app.clone();
                     let feed = self.rooms.take_feed(&name);
                     Answer::Later(Box::pin(async move {
-                        let (messages, recovered) = read_plan(&app, &room, plan).await;
+                        let read = read_plan(&app, &room, plan).await;
                         Completed::Resumed {
-                            last_sent: messages.last().map_or(0, |m| m.id),
-                            history: frames::history(&name, &messages, recovered),
+                            last_sent: read.last_id(),
+                            history: read.frame(&name, max_bytes),
                             room: name,
                             feed,
                         }
@@ -200,8 +231,9 @@ impl Session {
         if ticket.room().is_loaded() {
             let (membership, subscription) = ticket.subscribe(&user, request);
             if let HistoryPlan::Ready { .. } = subscription.history {
+                let max_bytes = self.app.config.limits.max_server_frame_bytes;
                 let (membership, subscription, frames) =
-                    joiner_frames_ready(membership, subscription, since.is_some());
+                    joiner_frames_ready(membership, subscription, since.is_some(), max_bytes);
                 self.rooms.add(membership, subscription);
                 return Ok(Answer::Now(frames));
             }
@@ -220,35 +252,28 @@ impl Session {
 
     fn chat(
         &mut self,
-        room: Option<String>,
-        text: Option<String>,
+        room: Option<Cow<'_, str>>,
+        text: Option<Cow<'_, str>>,
     ) -> Result<Answer, ProtocolError> {
         let name = self.room_name(room)?;
         let Some(joined) = self.rooms.get(&name) else {
             return Err(not_member(&name));
         };
-        let text = text.unwrap_or_default();
-        if text.trim().is_empty() {
-            return Err(
-                ProtocolError::new(ErrorCode::EmptyText, "chat text must not be empty")
-                    .in_room(&name),
-            );
-        }
-        let max = self.app.config.limits.max_text_chars;
-        if text.chars().count() > max {
-            return Err(ProtocolError::new(
-                ErrorCode::TextTooLong,
-                format!("chat text is longer than {max} characters"),
-            )
-            .in_room(&name));
-        }
+        let text = self
+            .app
+            .config
+            .limits
+            .text_rules()
+            .check(text.as_deref().unwrap_or_default())
+            .map_err(|e| e.in_room(&name))?;
         let room = joined.room().clone();
+        let bytes = ChatRecord::footprint(&name, &self.user, &text);
         let draft = Draft {
             user: self.user.clone(),
-            text: text.into_boxed_str(),
+            text: text.into_owned().into_boxed_str(),
         };
         // The common case: the writer has room, so the message is published right here.
-        if let Some(permit) = self.app.history.try_reserve() {
+        if let Some(permit) = self.app.history.try_reserve(bytes) {
             let published = self.app.bus.publish(&room, permit, draft);
             self.published(published);
             return Ok(Answer::Now(Vec::new()));
@@ -256,7 +281,7 @@ impl Session {
         // The store is behind: wait for a slot (backpressure) without stopping the connection.
         let app = self.app.clone();
         Ok(Answer::Later(Box::pin(async move {
-            let published = match app.history.reserve().await {
+            let published = match app.history.reserve(bytes).await {
                 Ok(permit) => Ok(app.bus.publish(&room, permit, draft)),
                 Err(e) => Err(history_unavailable(e).in_room(&name)),
             };
@@ -272,118 +297,13 @@ impl Session {
             .record(published.reached as f64);
     }
 
-    fn leave(&mut self, room: Option<String>) -> Result<Answer, ProtocolError> {
+    fn leave(&mut self, room: Option<Cow<'_, str>>) -> Result<Answer, ProtocolError> {
         let name = self.room_name(room)?;
         if !self.rooms.leave(&name) {
             // The original broadcast a leave for any room named: anyone could forge one.
             return Err(not_member(&name));
         }
         Ok(Answer::Now(Vec::new()))
-    }
-}
-
-/// Loads a room (re)created by this join, then subscribes.
-async fn load_and_join(
-    app: Arc<App>,
-    ticket: JoinTicket,
-    user: Arc<str>,
-    request: HistoryRequest,
-) -> Result<(Membership, Subscription, Vec<Frame>), ProtocolError> {
-    let name = ticket.room().name().clone();
-    if let Err(error) = ticket.room().ensure_loaded(&app.reader).await {
-        // Dropping the ticket withdraws the join.
-        return Err(history_unavailable(error).in_room(&name));
-    }
-    let (membership, subscription) = ticket.subscribe(&user, request);
-    Ok(joiner_frames(&app, membership, subscription, request.since).await)
-}
-
-/// The joiner's frames when its history is ready from memory.
-fn joiner_frames_ready(
-    membership: Membership,
-    mut subscription: Subscription,
-    resume: bool,
-) -> (Membership, Subscription, Vec<Frame>) {
-    let plan = std::mem::replace(
-        &mut subscription.history,
-        HistoryPlan::Ready {
-            messages: Vec::new(),
-            recovered: None,
-        },
-    );
-    let mut frames = Vec::with_capacity(2);
-    if let HistoryPlan::Ready {
-        messages,
-        recovered,
-    } = plan
-    {
-        if resume || !messages.is_empty() {
-            frames.push(frames::history(
-                membership.room().name(),
-                &messages,
-                recovered,
-            ));
-        }
-    }
-    frames.push(subscription.presence.clone());
-    (membership, subscription, frames)
-}
-
-/// The joiner's frames, reading the store if its plan needs it.
-async fn joiner_frames(
-    app: &App,
-    membership: Membership,
-    mut subscription: Subscription,
-    since: Option<u64>,
-) -> (Membership, Subscription, Vec<Frame>) {
-    if let HistoryPlan::FromStore { .. } = subscription.history {
-        let plan = std::mem::replace(
-            &mut subscription.history,
-            HistoryPlan::Ready {
-                messages: Vec::new(),
-                recovered: None,
-            },
-        );
-        let (messages, recovered) = read_plan(app, membership.room(), plan).await;
-        subscription.history = HistoryPlan::Ready {
-            messages,
-            recovered,
-        };
-    }
-    joiner_frames_ready(membership, subscription, since.is_some())
-}
-
-/// Reads history past the ring through the history reader. A resume that cannot be served in
-/// full (pruned, or the store unavailable) says so with `recovered: false` and the latest
-/// messages instead; a plain join gets what there is.
-async fn read_plan(
-    app: &App,
-    room: &Room,
-    plan: HistoryPlan,
-) -> (Vec<Arc<ChatRecord>>, Option<bool>) {
-    let (after, upto, resume) = match plan {
-        HistoryPlan::Ready {
-            messages,
-            recovered,
-        } => return (messages, recovered),
-        HistoryPlan::FromStore {
-            after,
-            upto,
-            resume,
-        } => (after, upto, resume),
-    };
-    let recent = room.recent_range(after, upto);
-    let memory = InMemory {
-        recent: &recent,
-        watermark: Some(room.watermark()),
-    };
-    // Only up to `upto`: later messages reach the client live, through its subscription.
-    let latest = || room.latest(app.config.history.max_history, upto);
-    match app.reader.range(room.name(), memory, after, upto).await {
-        Ok(messages) if !resume => (messages, None),
-        Ok(messages) if messages.len() as u64 == upto - after => (messages, Some(true)),
-        _ if !resume => (latest(), None),
-        _ => (latest(), Some(false)),
     }
 }
 
@@ -395,7 +315,7 @@ fn not_member(room: &Arc<str>) -> ProtocolError {
     .in_room(room)
 }
 
-fn history_unavailable(error: HistoryError) -> ProtocolError {
+pub(super) fn history_unavailable(error: HistoryError) -> ProtocolError {
     // Store errors are logged where they happen; clients are not shown database internals.
     let why = match error {
         HistoryError::Store(_) => "the history store failed".to_string(),

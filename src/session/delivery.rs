@@ -186,6 +186,7 @@ mod tests {
                         messages: 16,
                         bytes: 1 << 20,
                     },
+                    max_frame_bytes: 64 * 1024,
                 },
             },
             metrics.clone(),

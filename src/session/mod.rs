@@ -9,7 +9,9 @@
 //! way (see [`backlog`]). A client whose socket takes nothing for SEND_TIMEOUT_SECONDS while
 //! output waits is dropped.
 //!
-//! - [`commands`]: join, chat, leave — answered at once or by a future the loop drives.
+//! - [`commands`]: join, chat, leave — rate-limited, then answered at once or by a future the
+//!   loop drives.
+//! - [`history`]: a joiner's history, from memory or the store, in one bounded frame.
 //! - [`backlog`]: requests read but not answered yet, in order.
 //! - [`delivery`]: the joined rooms and their feeds, lag and gaps.
 //! - [`close`]: ending a connection: close frames, read errors, the reasons.
@@ -18,6 +20,7 @@ mod backlog;
 mod close;
 mod commands;
 mod delivery;
+mod history;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -34,6 +37,7 @@ use crate::admission::Client;
 use crate::app::App;
 use crate::ping::PingClock;
 use crate::protocol::{frames, ErrorCode, ProtocolError};
+use crate::ratelimit::{RequestKind, RequestLimiter};
 use crate::telemetry::CloseReason;
 use crate::ws::{Event, Frame, WsConnection};
 
@@ -59,6 +63,7 @@ pub fn run(
     if let Some(greeting) = greeting {
         socket.queue(greeting);
     }
+    let limiter = app.rate_limits.for_connection();
     let mut session = Session {
         app,
         user: client.user,
@@ -68,6 +73,8 @@ pub fn run(
         last_heard: Instant::now(),
         backlog: None,
         stall: None,
+        limiter,
+        abusive: false,
     };
     async move {
         let reason = session.serve().await;
@@ -92,6 +99,11 @@ struct Session {
     /// Armed while output waits for a socket that takes nothing: since when, and the
     /// slow-client deadline. Boxed, as tokio timers are large and most sessions never stall.
     stall: Option<(Instant, Pin<Box<Sleep>>)>,
+    /// The connection's request rate limits; `None` when RATE_LIMITS=off. Boxed: one pointer
+    /// in every session, allocated once.
+    limiter: Option<Box<RequestLimiter>>,
+    /// Refused past the refusal budget: the loop closes the connection with 1008.
+    abusive: bool,
 }
 
 impl Session {
@@ -108,6 +120,9 @@ impl Session {
         loop {
             if let Err(reason) = self.answer_backlog() {
                 return reason;
+            }
+            if self.abusive {
+                return Box::pin(self.rate_limit_close()).await;
             }
             self.arm_stall_timer();
             let read = self.backlog.as_ref().is_none_or(|b| !b.is_full());
@@ -185,10 +200,13 @@ impl Session {
             Message::Text(text) => self.handle_text(&text),
             _ => {
                 self.app.metrics.received_invalid.increment(1);
-                self.send_error(ProtocolError::new(
-                    ErrorCode::BinaryUnsupported,
-                    "binary frames are not supported; send JSON text frames",
-                ));
+                let refusal = self.charge(RequestKind::Chat).err();
+                self.send_error(refusal.unwrap_or_else(|| {
+                    ProtocolError::new(
+                        ErrorCode::BinaryUnsupported,
+                        "binary frames are not supported; send JSON text frames",
+                    )
+                }));
                 None
             }
         };
@@ -203,7 +221,8 @@ impl Session {
     /// Answers waiting requests in order while nothing is waited on and the client reads.
     fn answer_backlog(&mut self) -> Result<(), CloseReason> {
         let mut answered = false;
-        while self.may_answer() {
+        // Nothing more is answered for a client about to be closed for abuse.
+        while self.may_answer() && !self.abusive {
             let Some(request) = self.backlog.as_mut().and_then(|b| b.next()) else {
                 break;
             };

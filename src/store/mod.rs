@@ -4,8 +4,12 @@
 //! own module and its migrations in its own folder under `migrations/`. Queries are runtime
 //! `sqlx::query` calls, so a build never needs a live database. The store is only ever called from
 //! the history writer, joins that fall back to disk, and the REST API — never per delivery.
+//!
+//! SQLite: `sqlite` has the SQL, `sqlite_file` the pool and the file under it (noticing when the
+//! file is removed or replaced while running, and reopening it).
 
 mod sqlite;
+mod sqlite_file;
 
 use std::sync::Arc;
 
@@ -21,10 +25,23 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("no randomness for a server secret: {0}")]
     Randomness(String),
+    #[error("the database file {0} was removed or replaced while open")]
+    FileGone(std::path::PathBuf),
     #[error(
         "unsupported store URL {0:?}: use sqlite:PATH (PostgreSQL arrives with multi-node support)"
     )]
     UnsupportedUrl(String),
+}
+
+/// The newest part of a range of a room's messages, and where the stored range begins.
+#[derive(Debug)]
+pub struct RangeTail {
+    /// Oldest first.
+    pub records: Vec<ChatRecord>,
+    /// The oldest id stored in the range asked for (`None` if it has none): ids are consecutive
+    /// in the store, so the range is complete when this is its first id, and messages were left
+    /// out when this is below the first of `records`.
+    pub oldest: Option<u64>,
 }
 
 /// Options per backend; each backend reads its own.
@@ -67,7 +84,8 @@ impl Store {
         }
     }
 
-    /// The last id handed out in `room` (0 if it never had a message).
+    /// The last id handed out in `room`: 0 if it never had a message and no room was pruned, else
+    /// at least the highest id of any room whose row retention removed (ids are never reused).
     pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.last_id(room).await,
@@ -79,15 +97,20 @@ impl Store {
         self.before(room, None, limit).await
     }
 
-    /// Messages with `after < id <= upto`, oldest first.
-    pub async fn range(
+    /// The newest messages with `after < id <= upto`, oldest first: as many as start within
+    /// `budget` bytes, counting each as its text and user name plus `overhead` bytes (so what is
+    /// read stays near the budget however long the range), and the oldest id stored in the
+    /// range.
+    pub async fn newest_in_range(
         &self,
         room: &str,
         after: u64,
         upto: u64,
-    ) -> Result<Vec<ChatRecord>, StoreError> {
+        budget: usize,
+        overhead: usize,
+    ) -> Result<RangeTail, StoreError> {
         match self {
-            Store::Sqlite(s) => s.range(room, after, upto).await,
+            Store::Sqlite(s) => s.newest_in_range(room, after, upto, budget, overhead).await,
         }
     }
 
@@ -110,6 +133,15 @@ impl Store {
         getrandom::fill(&mut fresh).map_err(|e| StoreError::Randomness(e.to_string()))?;
         match self {
             Store::Sqlite(s) => s.server_secret(name, &fresh).await,
+        }
+    }
+
+    /// Removes the rows of rooms with no message left (so rooms that exist only in the store do
+    /// not pile up), keeping their ids taken: a room without a row continues above the highest
+    /// id any removed row had. Returns the number of rooms removed.
+    pub async fn prune_empty_rooms(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune_empty_rooms().await,
         }
     }
 

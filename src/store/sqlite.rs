@@ -1,21 +1,20 @@
-//! The embedded SQLite backend: WAL mode, one transaction per batch, multi-row inserts.
+//! The embedded SQLite backend: WAL mode, one transaction per batch, multi-row inserts, and a
+//! database file that may be removed under it (see [`super::sqlite_file`]).
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::StoreError;
+use super::sqlite_file::DatabaseFile;
+use super::{RangeTail, StoreError};
 use crate::protocol::ChatRecord;
 
 /// Rows per INSERT statement: 5 parameters each stays below SQLite's 32,766-parameter limit.
 const ROWS_PER_STATEMENT: usize = 500;
-
-/// Connections in the pool: the history writer, the reader and readiness checks share them.
-const POOL_CONNECTIONS: u32 = 4;
 
 /// Settings of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -33,9 +32,14 @@ impl Default for SqliteOptions {
     }
 }
 
+/// Ids above i64::MAX cannot exist (SQLite integers are signed); such bounds mean "no bound".
+fn clamp_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    file: Arc<DatabaseFile>,
 }
 
 impl SqliteStore {
@@ -48,24 +52,15 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout);
-        // Every connection is opened at start (by `warm_up`, one at a time: two opening a new file
-        // at once can meet its lock) and kept, as a local file never goes stale: a server out of
-        // file descriptors can still read and write history for the clients it serves.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(POOL_CONNECTIONS)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(sqlite)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        warm_up(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            file: Arc::new(DatabaseFile::open(sqlite).await?),
+        })
     }
 
     /// `BEGIN IMMEDIATE` (the write lock) and a rollback: fails while another process holds the
     /// lock past the busy timeout or the file cannot be written, where `SELECT 1` would not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.file.pool().begin_with("BEGIN IMMEDIATE").await?;
         tx.rollback().await?;
         Ok(())
     }
@@ -79,7 +74,10 @@ impl SqliteStore {
             let last = last_ids.entry(&record.room).or_default();
             *last = (*last).max(record.id);
         }
-        let mut tx = self.pool.begin().await?;
+        // Into the database at the path, even if the file was removed or replaced since the
+        // last batch; and the commit only counts if the file is still there after it.
+        self.file.ensure_current().await?;
+        let mut tx = self.file.pool().begin().await?;
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO messages (room, id, user_name, text, created_at_ms) ",
@@ -106,33 +104,60 @@ impl SqliteStore {
             upsert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        self.file.check().await
     }
 
     pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT last_id FROM rooms WHERE name = ?")
-            .bind(room)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(last.unwrap_or(0) as u64)
+        // A room without a row (new, or pruned) continues above every pruned room's ids.
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT last_id FROM rooms WHERE name = ?), \
+                             (SELECT floor FROM id_floor), 0)",
+        )
+        .bind(room)
+        .fetch_one(&self.file.pool())
+        .await?;
+        Ok(last as u64)
     }
 
-    pub async fn range(
+    pub async fn newest_in_range(
         &self,
         room: &str,
         after: u64,
         upto: u64,
-    ) -> Result<Vec<ChatRecord>, StoreError> {
+        budget: usize,
+        overhead: usize,
+    ) -> Result<RangeTail, StoreError> {
+        let (after, upto) = (clamp_id(after), clamp_id(upto));
+        // The running size from the newest row down; a row is read if it starts within the
+        // budget. Only the rows read leave SQLite, however long the range.
         let rows = sqlx::query(
-            "SELECT id, user_name, text, created_at_ms FROM messages \
-             WHERE room = ? AND id > ? AND id <= ? ORDER BY id",
+            "SELECT id, user_name, text, created_at_ms FROM ( \
+               SELECT id, user_name, text, created_at_ms, \
+                 length(CAST(text AS BLOB)) + length(CAST(user_name AS BLOB)) + ?4 AS size, \
+                 SUM(length(CAST(text AS BLOB)) + length(CAST(user_name AS BLOB)) + ?4) \
+                   OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS through \
+               FROM messages WHERE room = ?1 AND id > ?2 AND id <= ?3) \
+             WHERE through - size < ?5 ORDER BY id",
         )
         .bind(room)
-        .bind(after as i64)
-        .bind(upto as i64)
-        .fetch_all(&self.pool)
+        .bind(after)
+        .bind(upto)
+        .bind(i64::try_from(overhead).unwrap_or(i64::MAX))
+        .bind(i64::try_from(budget).unwrap_or(i64::MAX))
+        .fetch_all(&self.file.pool())
         .await?;
-        Ok(to_records(room, rows))
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(id) FROM messages WHERE room = ? AND id > ? AND id <= ?",
+        )
+        .bind(room)
+        .bind(after)
+        .bind(upto)
+        .fetch_one(&self.file.pool())
+        .await?;
+        Ok(RangeTail {
+            records: to_records(room, rows),
+            oldest: oldest.map(|id| id as u64),
+        })
     }
 
     pub async fn before(
@@ -150,7 +175,7 @@ impl SqliteStore {
         .bind(room)
         .bind(before)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.file.pool())
         .await?;
         let mut records = to_records(room, rows);
         records.reverse();
@@ -164,12 +189,12 @@ impl SqliteStore {
         )
         .bind(name)
         .bind(fresh)
-        .execute(&self.pool)
+        .execute(&self.file.pool())
         .await?;
         Ok(
             sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = ?")
                 .bind(name)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.file.pool())
                 .await?,
         )
     }
@@ -184,7 +209,7 @@ impl SqliteStore {
             // Within a room, timestamps rise with ids, so everything below the first id that is
             // recent enough is old; the subquery walks the room's primary key from its oldest row.
             let rooms: Vec<String> = sqlx::query_scalar("SELECT name FROM rooms")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.file.pool())
                 .await?;
             for room in rooms {
                 deleted += sqlx::query(
@@ -195,7 +220,7 @@ impl SqliteStore {
                 )
                 .bind(&room)
                 .bind(cutoff)
-                .execute(&self.pool)
+                .execute(&self.file.pool())
                 .await?
                 .rows_affected();
             }
@@ -206,11 +231,34 @@ impl SqliteStore {
                  (SELECT r.last_id FROM rooms r WHERE r.name = messages.room) - ?",
             )
             .bind(max_per_room as i64)
-            .execute(&self.pool)
+            .execute(&self.file.pool())
             .await?
             .rows_affected();
         }
         Ok(deleted)
+    }
+
+    pub async fn prune_empty_rooms(&self) -> Result<u64, StoreError> {
+        // One transaction: the floor covers every row it deletes. A room the writer gives a
+        // message meanwhile is not empty (writes are serialised), and one it writes later gets
+        // its row back with its own, higher, last id.
+        let mut tx = self.file.pool().begin().await?;
+        sqlx::query(
+            "UPDATE id_floor SET floor = MAX(floor, COALESCE( \
+               (SELECT MAX(last_id) FROM rooms r \
+                WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.room = r.name)), 0))",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let pruned = sqlx::query(
+            "DELETE FROM rooms \
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.room = rooms.name)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(pruned)
     }
 }
 
@@ -225,21 +273,6 @@ fn to_records(room: &str, rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<ChatRecord>
             ChatRecord::new(room.clone(), id as u64, user.into(), text.into(), created)
         })
         .collect()
-}
-
-/// Opens every connection and reads through it once, so each has opened the WAL files and loaded
-/// the schema the migrations made: a connection that had to do so later, at the descriptor limit, would fail
-/// (or read the main file without the WAL and miss the tables).
-async fn warm_up(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut connections = Vec::new();
-    for _ in 0..POOL_CONNECTIONS {
-        let mut connection = pool.acquire().await?;
-        sqlx::query("SELECT 1 FROM messages LIMIT 1")
-            .fetch_optional(&mut *connection)
-            .await?;
-        connections.push(connection);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -283,5 +316,26 @@ mod tests {
         assert_eq!(store.last_id("a").await.unwrap(), 10, "ids survive pruning");
         assert_eq!(store.last_id("b").await.unwrap(), 4);
         assert_eq!(store.last_id("never").await.unwrap(), 0);
+
+        // b has no messages left: its row goes, but its ids stay taken.
+        assert_eq!(store.prune_empty_rooms().await.unwrap(), 1);
+        assert_eq!(
+            store.last_id("b").await.unwrap(),
+            4,
+            "continues above its old ids"
+        );
+        assert_eq!(
+            store.last_id("a").await.unwrap(),
+            10,
+            "rows with messages stay"
+        );
+        assert_eq!(
+            store.last_id("never").await.unwrap(),
+            4,
+            "new rooms start above the floor"
+        );
+        assert_eq!(store.prune_empty_rooms().await.unwrap(), 0);
+        store.append(&[record("b", 5, 9_000)]).await.unwrap();
+        assert_eq!(store.last_id("b").await.unwrap(), 5);
     }
 }

@@ -124,8 +124,56 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-    use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame as WsFrame, FrameHeader as WsHeader,
+    };
+
+    /// Lengths from each class of the length field: 7-bit, 16-bit, 64-bit (whose top bit must be
+    /// 0), weighted towards the class boundaries.
+    fn payload_len() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            0usize..126,
+            126usize..=65_535,
+            65_536usize..=(i64::MAX as usize),
+            prop::sample::select(vec![
+                0,
+                1,
+                125,
+                126,
+                127,
+                65_535,
+                65_536,
+                65_537,
+                i64::MAX as usize
+            ]),
+        ]
+    }
+
+    proptest! {
+        /// Our header for every length is byte for byte tungstenite's, and tungstenite reads it
+        /// back as one final, unmasked text frame of that length.
+        #[test]
+        fn headers_match_tungstenite_in_every_length_class(len in payload_len()) {
+            let ours = FrameHeader::text(len);
+            let header = WsHeader {
+                opcode: OpCode::Data(Data::Text),
+                ..WsHeader::default()
+            };
+            let mut expected = Vec::new();
+            header.format(len as u64, &mut expected).unwrap();
+            prop_assert_eq!(ours.as_bytes(), &expected[..]);
+            prop_assert_eq!(ours.as_bytes().len(), header.len(len as u64));
+
+            let mut cursor = std::io::Cursor::new(ours.as_bytes());
+            let (parsed, parsed_len) = WsHeader::parse(&mut cursor).unwrap().unwrap();
+            prop_assert_eq!(parsed_len, len as u64);
+            prop_assert!(parsed.is_final && parsed.mask.is_none());
+            prop_assert_eq!(parsed.opcode, OpCode::Data(Data::Text));
+            prop_assert_eq!(cursor.position() as usize, ours.as_bytes().len());
+        }
+    }
 
     /// Our headers must be exactly what tungstenite writes for the same payload.
     #[test]

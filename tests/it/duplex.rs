@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chatterbox::config::Switch;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,6 +22,8 @@ const MESSAGES: usize = 6000;
 #[tokio::test]
 async fn a_publisher_that_never_reads_is_still_read_and_its_close_is_seen() {
     let server = TestServer::start_with(|c| {
+        // Floods on purpose, far past any person's rate: limits would refuse it.
+        c.rate.rate_limits = Switch::Off;
         c.connection.send_timeout_seconds = 300.0;
         // The reader must never lag (and get a gap) on a busy machine: it checks every id.
         c.rooms.room_channel_capacity = 16 * 1024;
@@ -65,7 +68,12 @@ async fn a_publisher_that_never_reads_is_still_read_and_its_close_is_seen() {
 /// (A regression test: the old half-duplex session did this too.)
 #[tokio::test]
 async fn a_member_whose_socket_takes_nothing_is_dropped_after_the_send_timeout() {
-    let server = TestServer::start_with(|c| c.connection.send_timeout_seconds = 1.0).await;
+    let server = TestServer::start_with(|c| {
+        // Floods on purpose, far past any person's rate: limits would refuse it.
+        c.rate.rate_limits = Switch::Off;
+        c.connection.send_timeout_seconds = 1.0;
+    })
+    .await;
     let mut stalled = TestClient::connect_small_buffer(&server.ws_url("stalled")).await;
     stalled.join("r").await;
     let mut publisher = server.connect("publisher").await;
@@ -210,6 +218,8 @@ async fn ping_pong(client: &mut TestClient) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn a_resume_waiting_on_the_store_keeps_live_frames_behind_its_history() {
     let server = TestServer::start_with(|c| {
+        // Floods on purpose, far past any person's rate: limits would refuse it.
+        c.rate.rate_limits = Switch::Off;
         c.history.max_history = 5;
         c.history.history_ring_size = 10;
         c.history.history_flush_interval_ms = 1000;
@@ -263,7 +273,11 @@ async fn a_resume_waiting_on_the_store_keeps_live_frames_behind_its_history() {
 /// is handled at once — long before its send timeout would drop it.
 #[tokio::test]
 async fn a_member_with_a_full_socket_is_still_read() {
-    let server = TestServer::start_with(|c| c.connection.send_timeout_seconds = 300.0).await;
+    let server = TestServer::start_with(|c| {
+        c.connection.send_timeout_seconds = 300.0;
+        c.rate.rate_limits = chatterbox::config::Switch::Off; // the publisher floods on purpose
+    })
+    .await;
     let mut stalled = TestClient::connect_small_buffer(&server.ws_url("stalled")).await;
     stalled.join("r").await;
     let mut publisher = server.connect("publisher").await;

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeSet;
 
+use chatterbox::config::Switch;
 use serde_json::json;
 
 use crate::support::{
     lock_sqlite, send_and_confirm, wait_for_metric, ServerProcess, TestClient, TestServer,
+    NO_RATE_LIMITS,
 };
 
 async fn get_json(url: &str) -> serde_json::Value {
@@ -81,6 +83,8 @@ async fn a_join_without_history_gets_only_presence() {
 #[tokio::test]
 async fn joining_during_a_flood_is_gap_free_and_duplicate_free() {
     let server = TestServer::start_with(|c| {
+        // Floods on purpose, far past any person's rate: limits would refuse it.
+        c.rate.rate_limits = Switch::Off;
         c.history.max_history = 50;
         c.history.history_ring_size = 64;
     })
@@ -145,6 +149,8 @@ async fn joining_during_a_flood_is_gap_free_and_duplicate_free() {
 #[tokio::test]
 async fn resume_returns_exactly_what_was_missed_or_says_it_cannot() {
     let server = TestServer::start_with(|c| {
+        // Floods on purpose, far past any person's rate: limits would refuse it.
+        c.rate.rate_limits = Switch::Off;
         c.history.max_history = 5;
         c.history.history_ring_size = 20;
         c.history.resume_max_messages = 100;
@@ -290,7 +296,8 @@ async fn retention_caps_messages_per_room() {
 async fn sigterm_flushes_every_accepted_message() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
-    let server = ServerProcess::spawn(&db, 0, &[("HISTORY_FLUSH_INTERVAL_MS", "1000")]).await;
+    let env = [("HISTORY_FLUSH_INTERVAL_MS", "1000"), NO_RATE_LIMITS];
+    let server = ServerProcess::spawn(&db, 0, &env).await;
     let accepted = send_and_confirm(&server.ws_url("alice"), "r", 500).await;
     let status = server.signal_and_wait("TERM").await;
     assert!(status.success(), "exit status {status}");
@@ -307,7 +314,7 @@ async fn sigterm_flushes_every_accepted_message() {
 async fn kill_9_loses_at_most_the_unflushed_tail() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
-    let server = ServerProcess::spawn(&db, 0, &[]).await;
+    let server = ServerProcess::spawn(&db, 0, &[NO_RATE_LIMITS]).await;
     let accepted = send_and_confirm(&server.ws_url("alice"), "r", 300).await;
     wait_for_metric(
         &server.url("/metrics"),
@@ -341,7 +348,8 @@ async fn kill_9_loses_at_most_the_unflushed_tail() {
 async fn write_failures_are_retried_while_chat_keeps_flowing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
-    let server = ServerProcess::spawn(&db, 0, &[("SQLITE_BUSY_TIMEOUT_MS", "20")]).await;
+    let env = [("SQLITE_BUSY_TIMEOUT_MS", "20"), NO_RATE_LIMITS];
+    let server = ServerProcess::spawn(&db, 0, &env).await;
     // A member keeps the room alive: re-creating a room waits for the writer to commit what it
     // had queued (so ids are never reused), which an outage delays.
     let mut member = TestClient::connect(&server.ws_url("member")).await;
@@ -402,6 +410,7 @@ async fn sigterm_with_a_stalled_client_still_flushes_everything() {
     let env = [
         ("SHUTDOWN_GRACE_SECONDS", "600"),
         ("SEND_TIMEOUT_SECONDS", "600"),
+        NO_RATE_LIMITS,
     ];
     let server = ServerProcess::spawn(&db, 0, &env).await;
     let mut stalled = TestClient::connect(&server.ws_url("stalled")).await;

@@ -104,7 +104,7 @@ async fn a_response_the_client_does_not_read_is_dropped_after_http_write_timeout
     let server = TestServer::start_with(|c| {
         c.net.http_write_timeout_seconds = 1.0;
         c.history.max_page_bytes = 8 * 1024 * 1024;
-        c.limits.rate_limits_enabled = false;
+        c.rate.rate_limits = chatterbox::config::Switch::Off;
     })
     .await;
     let mut writer = server.connect("writer").await;

@@ -6,6 +6,7 @@
 mod support;
 
 mod admission;
+mod bounds;
 mod browser;
 mod chat;
 mod dashboard;
@@ -13,13 +14,17 @@ mod descriptors;
 mod docs;
 mod duplex;
 mod errors;
+mod faults;
 mod health;
 mod history;
 mod http_limits;
+mod hygiene;
 mod lifecycle;
 mod pages;
 mod prometheus;
+mod ratelimit;
 mod reads;
 mod rest;
 mod rest_errors;
 mod rest_limits;
+mod retention;

@@ -2,7 +2,7 @@
 //! committed what is needed. No read makes the writer flush, so REST traffic cannot cut its
 //! batching short.
 
-use crate::support::{metric_value, send_and_confirm, ServerProcess};
+use crate::support::{metric_value, send_and_confirm, ServerProcess, NO_RATE_LIMITS};
 
 async fn get_json(url: &str) -> serde_json::Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
@@ -71,6 +71,7 @@ async fn pages_past_the_ring_come_from_the_store_once_committed() {
     let env = [
         ("HISTORY_RING_SIZE", "50"),
         ("HISTORY_FLUSH_INTERVAL_MS", "300"),
+        NO_RATE_LIMITS,
     ];
     let server = ServerProcess::spawn(&dir.path().join("chat.db"), 0, &env).await;
     let mut member = crate::support::TestClient::connect(&server.ws_url("member")).await;
@@ -100,6 +101,7 @@ async fn a_page_past_the_ring_waits_for_the_writer_and_never_forces_it() {
         ("HISTORY_RING_SIZE", "50"),
         ("HISTORY_FLUSH_INTERVAL_MS", "60000"),
         ("STORE_WAIT_SECONDS", "1"),
+        ("RATE_LIMITS", "off"), // 120 messages in a burst
     ];
     let server = ServerProcess::spawn(&db, 0, &env).await;
     let mut member = crate::support::TestClient::connect(&server.ws_url("member")).await;

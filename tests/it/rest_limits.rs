@@ -78,7 +78,7 @@ async fn rate_limits_off_or_a_zero_setting_turn_the_rest_limit_off() {
     let off = TestServer::start_with(|c| {
         c.net.rest_requests_per_ip_per_second = 1;
         c.net.rest_request_burst = 1;
-        c.limits.rate_limits_enabled = false;
+        c.rate.rate_limits = chatterbox::config::Switch::Off;
     })
     .await;
     let zero = TestServer::start_with(|c| {
@@ -102,6 +102,6 @@ fn rate_limits_takes_on_and_off() {
     use clap::Parser;
     let config =
         chatterbox::Config::try_parse_from(["chatterbox", "--rate-limits", "off"]).unwrap();
-    assert!(!config.limits.rate_limits_enabled);
-    assert!(chatterbox::Config::default().limits.rate_limits_enabled);
+    assert!(!config.rate.enabled());
+    assert!(chatterbox::Config::default().rate.enabled());
 }

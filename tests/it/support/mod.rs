@@ -4,6 +4,7 @@
 //! helpers for what a well-behaved client would not do.
 
 mod client;
+mod fs;
 mod process;
 mod raw;
 mod server;
@@ -11,9 +12,14 @@ mod server;
 use std::time::Duration;
 
 pub use client::TestClient;
+pub use fs::Tmpfs;
 pub use process::ServerProcess;
 pub use raw::{http_client_from, lock_sqlite, raw_exchange, raw_upgrade};
 pub use server::TestServer;
+
+/// For the real binary in tests that flood on purpose (far past any person's rate): turns the
+/// request rate limits off.
+pub const NO_RATE_LIMITS: (&str, &str) = ("RATE_LIMITS", "off");
 
 /// How long a test waits for an expected event before failing.
 pub const TIMEOUT: Duration = Duration::from_secs(10);

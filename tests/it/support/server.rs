@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -26,6 +27,8 @@ pub struct TestServer {
     /// Where `/metrics` is served when the builder asked for a listener of its own.
     pub metrics_addr: Option<SocketAddr>,
     pub db_path: PathBuf,
+    /// The running server's components (e.g. `app.history.is_healthy()`).
+    pub app: Arc<chatterbox::app::App>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), chatterbox::ServerError>>>,
     /// Keeps the temp dir (and its SQLite file) alive while the server runs.
@@ -97,6 +100,7 @@ impl TestServerBuilder {
         let server = chatterbox::Server::build(config)
             .await
             .expect("server builds");
+        let app = server.app().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let listeners = chatterbox::Listeners { http, metrics };
         let task = tokio::spawn(server.run(listeners, async move {
@@ -106,6 +110,7 @@ impl TestServerBuilder {
             addr,
             metrics_addr,
             db_path,
+            app,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
