@@ -10,13 +10,18 @@
 //! A check is one clock read and one atomic compare-and-swap on the connection's own bucket: no
 //! lock, no allocation, no map lookup (the limiter is allocated once per connection).
 //!
-//! **Keyed per connection now.** [`RateLimits::for_connection`] is the one place a connection's
-//! buckets come from; when tokens identify users, it can hand out buckets shared by all of a
-//! user's connections instead (a keyed `governor` limiter in [`RateLimits`], the user name as the
-//! key), and [`Bucket`] is the only type that changes.
+//! **Per connection, or per user.** In open mode anyone can claim any name, so buckets are per
+//! connection (a name-keyed budget would let an impostor exhaust someone else's). In token mode
+//! the name is proven, and every connection of a user shares one set of buckets, so opening more
+//! connections buys no more rate. [`RateLimits::for_connection`] is the one place buckets come
+//! from.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -34,10 +39,13 @@ pub enum RequestKind {
 }
 
 /// The limits every connection gets; built once from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RateLimits {
     /// `None` when RATE_LIMITS=off.
     quotas: Option<Quotas>,
+    /// Token mode: each user's buckets, while any connection of theirs holds them. A sync lock,
+    /// never held across `.await`; touched once per connect.
+    per_user: Mutex<HashMap<Arc<str>, Weak<RequestLimiter>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,17 +68,37 @@ impl RateLimits {
                     .allow_burst(max)
             }),
         });
-        RateLimits { quotas }
+        RateLimits {
+            quotas,
+            per_user: Mutex::default(),
+        }
     }
 
-    /// The buckets of a new connection, or `None` when rate limits are off.
-    pub fn for_connection(&self) -> Option<Box<RequestLimiter>> {
+    /// The buckets of a new connection, or `None` when rate limits are off: its own, or — for a
+    /// `proven_user` (token mode) — the ones all of that user's connections share.
+    pub fn for_connection(&self, proven_user: Option<&Arc<str>>) -> Option<Arc<RequestLimiter>> {
         let quotas = self.quotas?;
-        Some(Box::new(RequestLimiter {
-            chat: Bucket::new(quotas.chat),
-            membership: Bucket::new(quotas.membership),
-            refusals: quotas.refusals.map(Bucket::new),
-        }))
+        let fresh = || {
+            Arc::new(RequestLimiter {
+                chat: Bucket::new(quotas.chat),
+                membership: Bucket::new(quotas.membership),
+                refusals: quotas.refusals.map(Bucket::new),
+            })
+        };
+        let Some(user) = proven_user else {
+            return Some(fresh());
+        };
+        let mut per_user = self.per_user.lock();
+        if let Some(shared) = per_user.get(user).and_then(Weak::upgrade) {
+            return Some(shared);
+        }
+        // Users whose last connection closed leave dead entries: sweep them as the map grows.
+        if per_user.len() >= 1024 && per_user.len().is_power_of_two() {
+            per_user.retain(|_, limiter| limiter.strong_count() > 0);
+        }
+        let limiter = fresh();
+        per_user.insert(user.clone(), Arc::downgrade(&limiter));
+        Some(limiter)
     }
 }
 
@@ -153,7 +181,7 @@ mod tests {
             c.join_burst = 2;
             c.rate_limit_max_refusals = 0;
         })
-        .for_connection()
+        .for_connection(None)
         .unwrap();
         for _ in 0..3 {
             limiter.check(RequestKind::Chat).unwrap();
@@ -176,7 +204,7 @@ mod tests {
             c.chat_burst = 1;
             c.rate_limit_max_refusals = 3;
         })
-        .for_connection()
+        .for_connection(None)
         .unwrap();
         limiter.check(RequestKind::Chat).unwrap();
         for _ in 0..3 {
@@ -188,11 +216,11 @@ mod tests {
     #[test]
     fn off_means_no_limiter_and_defaults_no_person_meets() {
         assert!(limits(|c| c.rate_limits = crate::config::Switch::Off)
-            .for_connection()
+            .for_connection(None)
             .is_none());
         let config = Config::default().rate;
         assert!(config.chat_rate_per_second >= 10.0 && config.chat_burst >= 30);
-        let limiter = RateLimits::new(&config).for_connection().unwrap();
+        let limiter = RateLimits::new(&config).for_connection(None).unwrap();
         for _ in 0..30 {
             limiter.check(RequestKind::Chat).unwrap();
         }
@@ -207,7 +235,7 @@ mod tests {
     #[test]
     fn a_check_is_a_few_dozen_nanoseconds() {
         let limiter = limits(|c| c.chat_rate_per_second = 1e9)
-            .for_connection()
+            .for_connection(None)
             .unwrap();
         let n = 100_000u32;
         let started = std::time::Instant::now();
@@ -217,5 +245,28 @@ mod tests {
         let each = started.elapsed() / n;
         // Generous for debug builds and a busy machine; release builds take ~30 ns.
         assert!(each < Duration::from_micros(5), "{each:?} per check");
+    }
+
+    /// In token mode a user's connections share one budget; anonymous connections never do.
+    #[test]
+    fn a_proven_user_has_one_budget_across_connections() {
+        let mut config = crate::Config::default().rate;
+        config.chat_burst = 2;
+        config.chat_rate_per_second = 0.001;
+        let limits = RateLimits::new(&config);
+        let alice: Arc<str> = "alice".into();
+        let first = limits.for_connection(Some(&alice)).unwrap();
+        let second = limits.for_connection(Some(&alice)).unwrap();
+        first.check(RequestKind::Chat).unwrap();
+        second.check(RequestKind::Chat).unwrap();
+        assert!(
+            first.check(RequestKind::Chat).is_err(),
+            "the burst is shared"
+        );
+        let anonymous = limits.for_connection(None).unwrap();
+        anonymous.check(RequestKind::Chat).unwrap();
+        drop((first, second));
+        let later = limits.for_connection(Some(&alice)).unwrap();
+        later.check(RequestKind::Chat).unwrap(); // the last connection gone: a fresh budget
     }
 }

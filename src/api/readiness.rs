@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::history::HistoryWriter;
 use crate::store::Store;
 
 /// How long one store check answers for.
@@ -29,6 +30,8 @@ pub enum NotReady {
     StoreUnavailable,
     #[error("message store did not answer within 1 s")]
     StoreTimeout,
+    #[error("history writes are failing (retried until they succeed)")]
+    WritesFailing,
 }
 
 /// Readiness state, shared by the server (which starts draining) and the probe handler.
@@ -39,6 +42,9 @@ pub struct Readiness {
 
 struct Inner {
     store: Store,
+    /// Its last write's outcome: a store that answers a probe may still refuse the writer's
+    /// batches (disk full, a file made read-only).
+    writer: HistoryWriter,
     draining: AtomicBool,
     /// Last result and the check in flight; a sync lock, never held across `.await`.
     probe: Mutex<Probe>,
@@ -52,10 +58,11 @@ struct Probe {
 }
 
 impl Readiness {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, writer: HistoryWriter) -> Self {
         Readiness {
             inner: Arc::new(Inner {
                 store,
+                writer,
                 draining: AtomicBool::new(false),
                 probe: Mutex::new(Probe::default()),
             }),
@@ -70,6 +77,9 @@ impl Readiness {
     pub async fn check(&self) -> Result<(), NotReady> {
         if self.inner.draining.load(Ordering::Relaxed) {
             return Err(NotReady::Draining);
+        }
+        if !self.inner.writer.is_healthy() {
+            return Err(NotReady::WritesFailing);
         }
         let mut answer = match self.cached_or_started() {
             Ok(ok) => {

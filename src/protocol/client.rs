@@ -43,6 +43,11 @@ pub enum ClientMessage<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<Cow<'a, str>>,
     },
+    /// Token mode: a fresh token for the same user, before the current one expires.
+    Refresh {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<Cow<'a, str>>,
+    },
 }
 
 /// Parses one text frame from a client, telling apart the ways it can be malformed.
@@ -62,7 +67,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ProtocolErr
         _ => {
             return Err(ProtocolError::new(
                 ErrorCode::UnknownType,
-                "message needs a string \"type\": join, chat or leave",
+                "message needs a string \"type\": join, chat, leave or refresh",
             ))
         }
     };
@@ -77,6 +82,9 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ProtocolErr
         }),
         "leave" => Ok(ClientMessage::Leave {
             room: string_field("room", fields.room)?,
+        }),
+        "refresh" => Ok(ClientMessage::Refresh {
+            token: string_field("token", fields.token)?,
         }),
         other => Err(ProtocolError::new(
             ErrorCode::UnknownType,
@@ -124,6 +132,7 @@ struct Fields<'a> {
     room: Option<Scalar<'a>>,
     text: Option<Scalar<'a>>,
     since: Option<Scalar<'a>>,
+    token: Option<Scalar<'a>>,
 }
 
 /// A field's value, reduced to what the protocol can use.
@@ -171,6 +180,7 @@ impl<'de> Visitor<'de> for TopVisitor {
                 "room" => &mut fields.room,
                 "text" => &mut fields.text,
                 "since" => &mut fields.since,
+                "token" => &mut fields.token,
                 _ => {
                     if !others.get_or_insert_with(HashSet::new).insert(key.clone()) {
                         return Err(duplicate(&key));

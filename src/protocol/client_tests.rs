@@ -117,11 +117,14 @@ fn reference(text: &str) -> Result<Value, ErrorCode> {
         Leave {
             room: Option<String>,
         },
+        Refresh {
+            token: Option<String>,
+        },
     }
     let value: Value = serde_json::from_str(text).map_err(|_| ErrorCode::InvalidJson)?;
     let object = value.as_object().ok_or(ErrorCode::NotAnObject)?;
     match object.get("type").and_then(|t| t.as_str()) {
-        Some("join" | "chat" | "leave") => {}
+        Some("join" | "chat" | "leave" | "refresh") => {}
         _ => return Err(ErrorCode::UnknownType),
     }
     let old: Old = serde_json::from_value(value).map_err(|_| ErrorCode::InvalidJson)?;
@@ -129,6 +132,7 @@ fn reference(text: &str) -> Result<Value, ErrorCode> {
         Old::Join { room, since } => json!({"type":"join","room":room,"since":since}),
         Old::Chat { room, text } => json!({"type":"chat","room":room,"text":text}),
         Old::Leave { room } => json!({"type":"leave","room":room}),
+        Old::Refresh { token } => json!({"type":"refresh","token":token}),
     })
 }
 
@@ -137,6 +141,7 @@ fn normalised(message: &ClientMessage<'_>) -> Value {
         ClientMessage::Join { room, since } => json!({"type":"join","room":room,"since":since}),
         ClientMessage::Chat { room, text } => json!({"type":"chat","room":room,"text":text}),
         ClientMessage::Leave { room } => json!({"type":"leave","room":room}),
+        ClientMessage::Refresh { token } => json!({"type":"refresh","token":token}),
     }
 }
 
@@ -165,6 +170,7 @@ fn client_message() -> impl Strategy<Value = ClientMessage<'static>> {
         (optional_text(), optional_text())
             .prop_map(|(room, text)| ClientMessage::Chat { room, text }),
         optional_text().prop_map(|room| ClientMessage::Leave { room }),
+        optional_text().prop_map(|token| ClientMessage::Refresh { token }),
     ]
 }
 

@@ -74,4 +74,6 @@ error_codes! {
     BinaryUnsupported => "binary_unsupported",
     HistoryUnavailable => "history_unavailable",
     RateLimited => "rate_limited",
+    Forbidden => "forbidden",
+    InvalidToken => "invalid_token",
 }

@@ -52,6 +52,9 @@ pub(super) enum ServerMessage<'a> {
         user: &'a str,
         resume: &'a str,
     },
+    Refreshed {
+        expires_at: u64,
+    },
     Error {
         message: &'a str,
         code: &'a str,
@@ -116,6 +119,12 @@ pub fn presence(room: &str, users: &[&str], max_bytes: usize) -> Frame {
 /// resume ticket (`resume` in its upgrade URL), with its name as the server knows it.
 pub fn welcome(user: &str, resume: &str) -> Frame {
     encode(&ServerMessage::Welcome { user, resume }, 0)
+}
+
+/// `{"type":"refreshed","expires_at":N}`: a `refresh` took; the connection now lasts until N
+/// (seconds since the Unix epoch).
+pub fn refreshed(expires_at: u64) -> Frame {
+    encode(&ServerMessage::Refreshed { expires_at }, 0)
 }
 
 /// `{"type":"error",…}` for a refused request.

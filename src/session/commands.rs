@@ -70,11 +70,14 @@ impl Session {
                 metrics.received_leave.increment(1);
                 RequestKind::Membership
             }
+            // Rare, and checked against a signature: metered like joins.
+            Ok(ClientMessage::Refresh { .. }) => RequestKind::Membership,
         };
         let outcome = self.charge(kind).and_then(|()| match message? {
             ClientMessage::Join { room, since } => self.join(room, since),
             ClientMessage::Chat { room, text } => self.chat(room, text),
             ClientMessage::Leave { room } => self.leave(room),
+            ClientMessage::Refresh { token } => self.refresh(token.as_deref()).map(Answer::Now),
         });
         match outcome {
             Ok(Answer::Now(frames)) => {
@@ -172,6 +175,7 @@ impl Session {
         since: Option<u64>,
     ) -> Result<Answer, ProtocolError> {
         let name = self.room_name(room)?;
+        self.check_room_allowed(&name)?;
         let request = self.history_request(since);
         if let Some(joined) = self.rooms.get(&name) {
             // Joining twice is harmless: announce nothing, answer a resume request as asked, and

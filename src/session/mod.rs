@@ -21,6 +21,7 @@ mod close;
 mod commands;
 mod delivery;
 mod history;
+mod identity;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -63,7 +64,9 @@ pub fn run(
     if let Some(greeting) = greeting {
         socket.queue(greeting);
     }
-    let limiter = app.rate_limits.for_connection();
+    // In token mode the name is proven: all of a user's connections share one budget.
+    let proven_user = client.grant.is_some().then_some(&client.user);
+    let limiter = app.rate_limits.for_connection(proven_user);
     let mut session = Session {
         app,
         user: client.user,
@@ -75,7 +78,12 @@ pub fn run(
         stall: None,
         limiter,
         abusive: false,
+        identity: None,
     };
+    if let Some(grant) = client.grant {
+        let leeway = session.app.config.auth.leeway();
+        session.identity = Some(Box::new(identity::Identity::new(grant, leeway)));
+    }
     async move {
         let reason = session.serve().await;
         session.backlog = None; // a request still waiting is abandoned (a join withdrawn)
@@ -99,11 +107,13 @@ struct Session {
     /// Armed while output waits for a socket that takes nothing: since when, and the
     /// slow-client deadline. Boxed, as tokio timers are large and most sessions never stall.
     stall: Option<(Instant, Pin<Box<Sleep>>)>,
-    /// The connection's request rate limits; `None` when RATE_LIMITS=off. Boxed: one pointer
-    /// in every session, allocated once.
-    limiter: Option<Box<RequestLimiter>>,
+    /// The connection's request rate limits (shared by a user's connections in token mode);
+    /// `None` when RATE_LIMITS=off. One pointer in every session.
+    limiter: Option<Arc<RequestLimiter>>,
     /// Refused past the refusal budget: the loop closes the connection with 1008.
     abusive: bool,
+    /// Token mode: what the token allows and when it expires.
+    identity: Option<Box<identity::Identity>>,
 }
 
 impl Session {
@@ -143,6 +153,9 @@ impl Session {
                     self.on_ping_tick(ping_every)
                 }
                 () = stalled(&mut self.stall) => self.on_stall_deadline(),
+                () = identity::expired(&mut self.identity) => {
+                    return self.token_expired_close().await;
+                }
             };
             if let Err(reason) = step {
                 return reason;

@@ -289,5 +289,6 @@ close_reasons! {
     Shutdown => "shutdown": "The server is shutting down.",
     ProtocolError => "protocol_error": "The client broke the WebSocket protocol.",
     TooLarge => "too_large": "The client sent a message over MAX_FRAME_BYTES.",
+    TokenExpired => "token_expired": "The connection's token expired without a refresh (close 4001).",
     RateLimited => "rate_limited": "The client kept sending past its rate limits (closed with 1008).",
 }

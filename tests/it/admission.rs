@@ -571,3 +571,88 @@ async fn token_mode_rest_needs_a_token_and_shows_only_its_rooms() {
     );
     server.shutdown().await;
 }
+
+/// A token's `rooms` claim limits which rooms its user may join: others get `forbidden`.
+#[tokio::test]
+async fn a_rooms_claim_limits_joins() {
+    let server = token_server().await;
+    let limited = {
+        let mut request = TokenRequest::new("guest", Duration::from_secs(60));
+        request.rooms = Some(vec!["team-*".into(), "lobby".into()]);
+        TokenMinter::hs256(SECRET).unwrap().mint(&request).unwrap()
+    };
+    let (mut guest, _) = upgrade(&server, &format!("?token={limited}"), &[])
+        .await
+        .connected();
+    guest.join("team-red").await;
+    guest.join("lobby").await;
+    guest
+        .send(serde_json::json!({"type":"join","room":"ceo"}))
+        .await;
+    let error = guest.recv_type("error").await;
+    assert_eq!(
+        (error["code"].as_str(), error["room"].as_str()),
+        (Some("forbidden"), Some("ceo"))
+    );
+    guest.chat("ceo", "hi").await;
+    assert_eq!(guest.recv_type("error").await["code"], "not_member");
+    server.shutdown().await;
+}
+
+/// A connection whose token expires is closed with 4001 "token expired" — unless it sends a
+/// fresh token for the same user first.
+#[tokio::test]
+async fn an_expiring_token_closes_the_connection_unless_refreshed() {
+    let server = TestServer::start_with(|c| {
+        c.auth.auth_secret = Some(SECRET.into());
+        c.auth.auth_leeway_seconds = 0;
+    })
+    .await;
+    let short = token("alice", Duration::from_secs(1));
+    let (mut expiring, _) = upgrade(&server, &format!("?token={short}"), &[])
+        .await
+        .connected();
+    expiring.join("r").await;
+    let (code, reason) = expiring.expect_close().await;
+    assert_eq!((code, reason.as_str()), (4001, "token expired"));
+
+    let short = token("bob", Duration::from_secs(1));
+    let (mut refreshing, _) = upgrade(&server, &format!("?token={short}"), &[])
+        .await
+        .connected();
+    refreshing
+        .send(serde_json::json!({"type":"refresh","token": token("mallory", Duration::from_secs(60))}))
+        .await;
+    let error = refreshing.recv_type("error").await;
+    assert_eq!(
+        error["code"], "invalid_token",
+        "another user's token: {error}"
+    );
+    refreshing
+        .send(
+            serde_json::json!({"type":"refresh","token": token("bob", Duration::from_secs(3600))}),
+        )
+        .await;
+    let refreshed = refreshing.recv_type("refreshed").await;
+    assert!(
+        refreshed["expires_at"].as_u64().unwrap() > chatterbox::admission::token::unix_now() + 3000
+    );
+    // Well past the first token's expiry, the connection is still served.
+    assert!(
+        refreshing
+            .recv_within(Duration::from_secs(3))
+            .await
+            .is_none(),
+        "no close"
+    );
+    refreshing.join("r").await;
+    server.shutdown().await;
+
+    let open = TestServer::start().await;
+    let mut client = open.connect("carol").await;
+    client
+        .send(serde_json::json!({"type":"refresh","token":"x"}))
+        .await;
+    assert_eq!(client.recv_type("error").await["code"], "invalid_token");
+    open.shutdown().await;
+}

@@ -55,6 +55,20 @@ async fn wait_health(server: &TestServer, healthy: bool) {
         .unwrap_or_else(|_| panic!("the writer never became healthy={healthy}"))
         .unwrap();
     assert_eq!(server.app.history.is_healthy(), healthy);
+    // Readiness follows: a load balancer sends no new clients while writes fail.
+    let (status, _) = server.get_json("/health/ready").await;
+    if healthy {
+        // The store probe is cached for a second: ready again within a few.
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let mut status = status;
+        while status != 200 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
+            status = server.get_json("/health/ready").await.0;
+        }
+        assert_eq!(status, 200, "ready once writes succeed");
+    } else {
+        assert_eq!(status, 503, "not ready while writes fail");
+    }
 }
 
 /// Sends `texts` and waits until each is echoed: accepted and delivered live.
