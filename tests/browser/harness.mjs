@@ -64,8 +64,11 @@ export async function startServer({ dbPath, port = 0, env = {}, timeoutMs = 30_0
   // whatever RUST_LOG the caller has.
   const inherited = process.env.RUST_LOG;
   const rustLog = !inherited ? 'info' : inherited.includes('chatterbox') ? inherited : `${inherited},chatterbox=info`;
+  // A single embedded-SQLite node, whatever the caller's environment says: CI exports
+  // DATABASE_URL and REDIS_URL for the cluster tests, and they would override DB_PATH.
+  const { DATABASE_URL: _db, REDIS_URL: _redis, ...inheritedEnv } = process.env;
   const child = spawn(bin, [], {
-    env: { ...process.env, RUST_LOG: rustLog, ...env, PORT: String(port), DB_PATH: dbPath },
+    env: { ...inheritedEnv, RUST_LOG: rustLog, ...env, PORT: String(port), DB_PATH: dbPath },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
