@@ -18,7 +18,8 @@
 //! - [`presence`]: who is in a room, per user, and what to announce.
 //! - [`bus`]: how a published message gets its id and reaches every room that delivers it.
 //! - [`history`]: the async batch writer, the commit watermark, the reader, retention.
-//! - [`store`]: durable history behind one type; the backend is chosen by URL scheme.
+//! - [`store`]: durable history behind one type; the backend (SQLite file, PostgreSQL) is chosen by
+//!   URL scheme.
 //! - [`telemetry`]: Prometheus metric names, descriptions, buckets and the recorder.
 //! - [`config`]: every setting, as CLI flag and environment variable, one group per concern.
 //! - [`server`]: builds the components, serves, and shuts down gracefully.

@@ -36,7 +36,8 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chatterbox: {e:#}");
+            // Our errors name their cause in their own message: the chain would repeat it.
+            eprintln!("chatterbox: {e}");
             ExitCode::FAILURE
         }
     }
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let net = config.net.clone();
-    let store = config.store.url();
+    let store = config.store.url_for_logs();
     let server = Server::build(config).await?;
     let listeners = Listeners::bind(&net).await.map_err(|e| {
         anyhow::anyhow!(

@@ -28,7 +28,7 @@ use crate::net::{self, HttpLimits};
 use crate::ping::{PingClock, PingTicker};
 use crate::ratelimit::RateLimits;
 use crate::rooms::{RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
-use crate::store::{SqliteOptions, Store, StoreError, StoreOptions};
+use crate::store::{PostgresOptions, SqliteOptions, Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};
 
 /// How often histogram samples are folded into buckets.
@@ -83,6 +83,7 @@ impl Server {
             sqlite: SqliteOptions {
                 busy_timeout: config.store.sqlite_busy_timeout(),
             },
+            postgres: PostgresOptions::default(),
         };
         let store = Store::connect(&config.store.url(), &options).await?;
         let admission = Admission::new(&config, &store.server_secret("resume_tickets").await?)?;

@@ -6,8 +6,10 @@
 //! the history writer, joins that fall back to disk, and the REST API — never per delivery.
 //!
 //! SQLite: `sqlite` has the SQL, `sqlite_file` the pool and the file under it (noticing when the
-//! file is removed or replaced while running, and reopening it).
+//! file is removed or replaced while running, and reopening it). PostgreSQL: `postgres`, the same
+//! queries in its dialect, for a database other machines can reach.
 
+mod postgres;
 mod sqlite;
 mod sqlite_file;
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use crate::protocol::ChatRecord;
 
+pub use postgres::{PostgresOptions, PostgresStore, SINGLE_NODE_LOCK};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +30,13 @@ pub enum StoreError {
     Randomness(String),
     #[error("the database file {0} was removed or replaced while open")]
     FileGone(std::path::PathBuf),
-    #[error(
-        "unsupported store URL {0:?}: use sqlite:PATH (PostgreSQL arrives with multi-node support)"
-    )]
+    #[error("unsupported store URL scheme {0:?}: use sqlite:PATH or postgres://…")]
     UnsupportedUrl(String),
+    #[error(
+        "another chatterbox node is using this PostgreSQL database: without a shared sequencer \
+         (REDIS_URL, multi-node support) two nodes would hand out the same message ids"
+    )]
+    DatabaseInUse,
 }
 
 /// The newest part of a range of a room's messages, and where the stored range begins.
@@ -48,12 +54,14 @@ pub struct RangeTail {
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
     pub sqlite: SqliteOptions,
+    pub postgres: PostgresOptions,
 }
 
 /// A message store. Cheap to clone: backends hold connection pools.
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl Store {
@@ -64,7 +72,11 @@ impl Store {
             "sqlite" => Ok(Store::Sqlite(
                 SqliteStore::connect(url, &options.sqlite).await?,
             )),
-            _ => Err(StoreError::UnsupportedUrl(url.to_string())),
+            "postgres" | "postgresql" => Ok(Store::Postgres(
+                PostgresStore::connect(url, &options.postgres).await?,
+            )),
+            // The scheme only: the rest of the URL may hold a password.
+            _ => Err(StoreError::UnsupportedUrl(scheme.to_string())),
         }
     }
 
@@ -73,6 +85,7 @@ impl Store {
     pub async fn append(&self, batch: &[Arc<ChatRecord>]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.append(batch).await,
+            Store::Postgres(s) => s.append(batch).await,
         }
     }
 
@@ -81,6 +94,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
         }
     }
 
@@ -89,6 +103,7 @@ impl Store {
     pub async fn last_id(&self, room: &str) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.last_id(room).await,
+            Store::Postgres(s) => s.last_id(room).await,
         }
     }
 
@@ -111,6 +126,7 @@ impl Store {
     ) -> Result<RangeTail, StoreError> {
         match self {
             Store::Sqlite(s) => s.newest_in_range(room, after, upto, budget, overhead).await,
+            Store::Postgres(s) => s.newest_in_range(room, after, upto, budget, overhead).await,
         }
     }
 
@@ -123,6 +139,7 @@ impl Store {
     ) -> Result<Vec<ChatRecord>, StoreError> {
         match self {
             Store::Sqlite(s) => s.before(room, before, limit).await,
+            Store::Postgres(s) => s.before(room, before, limit).await,
         }
     }
 
@@ -133,6 +150,7 @@ impl Store {
         getrandom::fill(&mut fresh).map_err(|e| StoreError::Randomness(e.to_string()))?;
         match self {
             Store::Sqlite(s) => s.server_secret(name, &fresh).await,
+            Store::Postgres(s) => s.server_secret(name, &fresh).await,
         }
     }
 
@@ -142,6 +160,7 @@ impl Store {
     pub async fn prune_empty_rooms(&self) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.prune_empty_rooms().await,
+            Store::Postgres(s) => s.prune_empty_rooms().await,
         }
     }
 
@@ -154,6 +173,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.prune(max_per_room, older_than_ms).await,
+            Store::Postgres(s) => s.prune(max_per_room, older_than_ms).await,
         }
     }
 }

@@ -21,6 +21,7 @@ mod http_limits;
 mod hygiene;
 mod lifecycle;
 mod pages;
+mod postgres;
 mod prometheus;
 mod ratelimit;
 mod reads;

@@ -5,6 +5,7 @@
 
 mod client;
 mod fs;
+pub mod postgres;
 mod process;
 mod raw;
 mod server;
