@@ -8,18 +8,24 @@
 //! limits instead of waiting (the refusal bucket runs dry) is closed with 1008.
 //!
 //! A check is one clock read and one atomic compare-and-swap on the connection's own bucket: no
-//! lock, no allocation, no map lookup (the limiter is allocated once per connection).
+//! lock, no allocation, no map lookup (the limiter is found once per connection).
 //!
-//! **Per connection, or per user.** In open mode anyone can claim any name, so buckets are per
-//! connection (a name-keyed budget would let an impostor exhaust someone else's). In token mode
-//! the name is proven, and every connection of a user shares one set of buckets, so opening more
-//! connections buys no more rate. [`RateLimits::for_connection`] is the one place buckets come
-//! from.
+//! **Whose budget.** In token mode the name is proven, and every connection of a user shares one
+//! set of buckets, so opening more connections buys no more rate. In open mode anyone can claim
+//! any name, so buckets belong to a name *from one address*: an impostor elsewhere cannot spend
+//! someone else's budget, and the tabs of one person share theirs. **Reconnecting buys nothing:**
+//! buckets outlive the connections that used them until they would have refilled (the longest of
+//! burst ÷ rate per bucket and the refusal window), so a client closed with 1008 comes back to the
+//! budget it left. What open mode cannot stop is a new name per connection; the per-address
+//! connect rate (`MAX_CONNECTS_PER_IP_PER_SECOND`) bounds that. [`RateLimits::for_connection`] is
+//! the one place buckets come from.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -43,10 +49,25 @@ pub enum RequestKind {
 pub struct RateLimits {
     /// `None` when RATE_LIMITS=off.
     quotas: Option<Quotas>,
-    /// Token mode: each user's buckets, while any connection of theirs holds them. A sync lock,
-    /// never held across `.await`; touched once per connect.
-    per_user: Mutex<HashMap<Arc<str>, Weak<RequestLimiter>>>,
+    /// The buckets of every budget in use or not yet refilled. A sync lock, never held across
+    /// `.await`; touched once per connect.
+    budgets: Mutex<HashMap<BudgetKey, Arc<RequestLimiter>>>,
+    /// How long buckets nobody holds are kept: until they would have refilled.
+    keep_unused: Duration,
 }
+
+/// Whose budget a connection spends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BudgetKey {
+    /// Token mode: the proven user, from anywhere.
+    User(Arc<str>),
+    /// Open mode: a claimed name from one address (`None`: no address known).
+    NameFrom(Arc<str>, Option<IpAddr>),
+}
+
+/// Past this many budgets, unused refilled ones are swept on the next connect that finds the map
+/// at a power of two.
+const SWEEP_FROM: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Quotas {
@@ -58,6 +79,11 @@ struct Quotas {
 
 impl RateLimits {
     pub fn new(config: &RateLimitConfig) -> Self {
+        let refill =
+            |burst: u32, per_second: f64| Duration::from_secs_f64(f64::from(burst) / per_second);
+        let keep_unused = refill(config.chat_burst, config.chat_rate_per_second)
+            .max(refill(config.join_burst, config.join_rate_per_second))
+            .max(config.refusal_window());
         let quotas = config.enabled().then(|| Quotas {
             chat: quota(config.chat_rate_per_second, config.chat_burst),
             membership: quota(config.join_rate_per_second, config.join_burst),
@@ -70,35 +96,54 @@ impl RateLimits {
         });
         RateLimits {
             quotas,
-            per_user: Mutex::default(),
+            budgets: Mutex::default(),
+            keep_unused,
         }
     }
 
-    /// The buckets of a new connection, or `None` when rate limits are off: its own, or — for a
-    /// `proven_user` (token mode) — the ones all of that user's connections share.
-    pub fn for_connection(&self, proven_user: Option<&Arc<str>>) -> Option<Arc<RequestLimiter>> {
+    /// The buckets a new connection spends, or `None` when rate limits are off: the ones of its
+    /// budget (shared with that budget's other connections, and left as its last connection
+    /// left them).
+    pub fn for_connection(&self, key: BudgetKey) -> Option<RateLease> {
         let quotas = self.quotas?;
-        let fresh = || {
-            Arc::new(RequestLimiter {
-                chat: Bucket::new(quotas.chat),
-                membership: Bucket::new(quotas.membership),
-                refusals: quotas.refusals.map(Bucket::new),
+        let mut budgets = self.budgets.lock();
+        if budgets.len() >= SWEEP_FROM && budgets.len().is_power_of_two() {
+            let now = Instant::now();
+            budgets.retain(|_, limiter| {
+                Arc::strong_count(limiter) > 1 || !limiter.refilled_by(now, self.keep_unused)
+            });
+        }
+        let limiter = budgets
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(RequestLimiter {
+                    chat: Bucket::new(quotas.chat),
+                    membership: Bucket::new(quotas.membership),
+                    refusals: quotas.refusals.map(Bucket::new),
+                    released: Mutex::new(None),
+                })
             })
-        };
-        let Some(user) = proven_user else {
-            return Some(fresh());
-        };
-        let mut per_user = self.per_user.lock();
-        if let Some(shared) = per_user.get(user).and_then(Weak::upgrade) {
-            return Some(shared);
-        }
-        // Users whose last connection closed leave dead entries: sweep them as the map grows.
-        if per_user.len() >= 1024 && per_user.len().is_power_of_two() {
-            per_user.retain(|_, limiter| limiter.strong_count() > 0);
-        }
-        let limiter = fresh();
-        per_user.insert(user.clone(), Arc::downgrade(&limiter));
-        Some(limiter)
+            .clone();
+        Some(RateLease(limiter))
+    }
+}
+
+/// A connection's hold on its budget's buckets; dropping it (the connection closed) starts the
+/// time after which unused buckets may be forgotten.
+#[derive(Debug)]
+pub struct RateLease(Arc<RequestLimiter>);
+
+impl Deref for RateLease {
+    type Target = RequestLimiter;
+
+    fn deref(&self) -> &RequestLimiter {
+        &self.0
+    }
+}
+
+impl Drop for RateLease {
+    fn drop(&mut self) {
+        *self.0.released.lock() = Some(Instant::now());
     }
 }
 
@@ -110,12 +155,14 @@ fn quota(per_second: f64, burst: u32) -> Quota {
         .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
 
-/// One connection's buckets.
+/// One budget's buckets.
 #[derive(Debug)]
 pub struct RequestLimiter {
     chat: Bucket,
     membership: Bucket,
     refusals: Option<Bucket>,
+    /// When a connection holding them last let go.
+    released: Mutex<Option<Instant>>,
 }
 
 /// A request over its limit.
@@ -128,6 +175,13 @@ pub struct Refused {
 }
 
 impl RequestLimiter {
+    /// Whether a connection let go at least `keep` ago (so the buckets are full again).
+    fn refilled_by(&self, now: Instant, keep: Duration) -> bool {
+        self.released
+            .lock()
+            .is_some_and(|at| now.duration_since(at) >= keep)
+    }
+
     /// Takes a token for a request of `kind`, or says when to retry.
     pub fn check(&self, kind: RequestKind) -> Result<(), Refused> {
         let bucket = match kind {
@@ -167,6 +221,10 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
+    fn anonymous() -> BudgetKey {
+        BudgetKey::NameFrom("someone".into(), None)
+    }
+
     fn limits(configure: impl FnOnce(&mut RateLimitConfig)) -> RateLimits {
         let mut config = Config::default().rate;
         configure(&mut config);
@@ -181,7 +239,7 @@ mod tests {
             c.join_burst = 2;
             c.rate_limit_max_refusals = 0;
         })
-        .for_connection(None)
+        .for_connection(anonymous())
         .unwrap();
         for _ in 0..3 {
             limiter.check(RequestKind::Chat).unwrap();
@@ -204,7 +262,7 @@ mod tests {
             c.chat_burst = 1;
             c.rate_limit_max_refusals = 3;
         })
-        .for_connection(None)
+        .for_connection(anonymous())
         .unwrap();
         limiter.check(RequestKind::Chat).unwrap();
         for _ in 0..3 {
@@ -216,11 +274,13 @@ mod tests {
     #[test]
     fn off_means_no_limiter_and_defaults_no_person_meets() {
         assert!(limits(|c| c.rate_limits = crate::config::Switch::Off)
-            .for_connection(None)
+            .for_connection(anonymous())
             .is_none());
         let config = Config::default().rate;
         assert!(config.chat_rate_per_second >= 10.0 && config.chat_burst >= 30);
-        let limiter = RateLimits::new(&config).for_connection(None).unwrap();
+        let limiter = RateLimits::new(&config)
+            .for_connection(anonymous())
+            .unwrap();
         for _ in 0..30 {
             limiter.check(RequestKind::Chat).unwrap();
         }
@@ -235,7 +295,7 @@ mod tests {
     #[test]
     fn a_check_is_a_few_dozen_nanoseconds() {
         let limiter = limits(|c| c.chat_rate_per_second = 1e9)
-            .for_connection(None)
+            .for_connection(anonymous())
             .unwrap();
         let n = 100_000u32;
         let started = std::time::Instant::now();
@@ -247,26 +307,66 @@ mod tests {
         assert!(each < Duration::from_micros(5), "{each:?} per check");
     }
 
-    /// In token mode a user's connections share one budget; anonymous connections never do.
+    /// In token mode a user's connections share one budget; in open mode a name from one
+    /// address has one, and the same name from elsewhere another.
     #[test]
-    fn a_proven_user_has_one_budget_across_connections() {
+    fn a_budget_is_shared_by_its_connections() {
         let mut config = crate::Config::default().rate;
         config.chat_burst = 2;
         config.chat_rate_per_second = 0.001;
         let limits = RateLimits::new(&config);
-        let alice: Arc<str> = "alice".into();
-        let first = limits.for_connection(Some(&alice)).unwrap();
-        let second = limits.for_connection(Some(&alice)).unwrap();
+        let alice = || BudgetKey::User("alice".into());
+        let first = limits.for_connection(alice()).unwrap();
+        let second = limits.for_connection(alice()).unwrap();
         first.check(RequestKind::Chat).unwrap();
         second.check(RequestKind::Chat).unwrap();
         assert!(
             first.check(RequestKind::Chat).is_err(),
             "the burst is shared"
         );
-        let anonymous = limits.for_connection(None).unwrap();
-        anonymous.check(RequestKind::Chat).unwrap();
-        drop((first, second));
-        let later = limits.for_connection(Some(&alice)).unwrap();
-        later.check(RequestKind::Chat).unwrap(); // the last connection gone: a fresh budget
+        let here = Some(IpAddr::from([192, 0, 2, 1]));
+        let there = Some(IpAddr::from([192, 0, 2, 2]));
+        let bob_here = limits
+            .for_connection(BudgetKey::NameFrom("bob".into(), here))
+            .unwrap();
+        bob_here.check(RequestKind::Chat).unwrap();
+        bob_here.check(RequestKind::Chat).unwrap();
+        assert!(bob_here.check(RequestKind::Chat).is_err());
+        let bob_there = limits
+            .for_connection(BudgetKey::NameFrom("bob".into(), there))
+            .unwrap();
+        bob_there.check(RequestKind::Chat).unwrap(); // an impostor elsewhere spends its own
+    }
+
+    /// Closing every connection and coming back buys no fresh burst: the buckets are kept until
+    /// they would have refilled (found by a reviewer: 5 reconnects gave 15 chats for a burst of 3).
+    #[test]
+    fn reconnecting_does_not_refill_the_budget() {
+        let mut config = crate::Config::default().rate;
+        config.chat_burst = 3;
+        config.chat_rate_per_second = 0.01;
+        let limits = RateLimits::new(&config);
+        let mut accepted = 0;
+        for _ in 0..5 {
+            let lease = limits
+                .for_connection(BudgetKey::User("eve".into()))
+                .unwrap();
+            accepted += (0..5)
+                .filter(|_| lease.check(RequestKind::Chat).is_ok())
+                .count();
+        }
+        assert_eq!(accepted, 3);
+        // Unused and refilled budgets are forgotten as the map grows.
+        let mut config = crate::Config::default().rate;
+        config.chat_burst = 1;
+        config.chat_rate_per_second = 1e6;
+        config.join_burst = 1;
+        config.join_rate_per_second = 1e6;
+        config.rate_limit_refusal_window_seconds = 0.000_001;
+        let limits = RateLimits::new(&config);
+        for i in 0..4 * SWEEP_FROM {
+            drop(limits.for_connection(BudgetKey::User(i.to_string().into())));
+        }
+        assert!(limits.budgets.lock().len() <= SWEEP_FROM + 1, "swept");
     }
 }

@@ -38,7 +38,13 @@ impl ClientAddress {
             return peer;
         }
         let hops = match self.header {
-            ForwardedHeader::Forwarded => forwarded(headers, "for"),
+            // An element without `for=` counts as unknown: nothing left of it is trusted.
+            ForwardedHeader::Forwarded => forwarded(headers, "for").map(|values| {
+                values
+                    .into_iter()
+                    .map(|v| v.unwrap_or_else(|| "unknown".to_string()))
+                    .collect()
+            }),
             ForwardedHeader::XForwardedFor => x_forwarded(headers, "x-forwarded-for"),
         };
         let Some(hops) = hops else {
@@ -63,11 +69,12 @@ impl ClientAddress {
         if !self.is_trusted(canonical(peer.ip())) {
             return None;
         }
-        let values = match self.header {
-            ForwardedHeader::Forwarded => forwarded(headers, "host"),
-            ForwardedHeader::XForwardedFor => x_forwarded(headers, "x-forwarded-host"),
-        }?;
-        values.last().cloned()
+        match self.header {
+            // The proxy's own element; one without `host=` says nothing about the host (proxies
+            // often send only `for=`), and `Host` applies.
+            ForwardedHeader::Forwarded => forwarded(headers, "host")?.pop().flatten(),
+            ForwardedHeader::XForwardedFor => x_forwarded(headers, "x-forwarded-host")?.pop(),
+        }
     }
 }
 
@@ -101,9 +108,9 @@ fn x_forwarded(headers: &HeaderMap, name: &str) -> Option<Vec<String>> {
 }
 
 /// The `key=` parameter of every `Forwarded` element, in order (RFC 7239: elements separated by
-/// `,`, pairs by `;`, values possibly quoted — separators inside quotes do not count). An element
-/// without the key counts as an unknown value, so nothing left of it is trusted.
-fn forwarded(headers: &HeaderMap, key: &str) -> Option<Vec<String>> {
+/// `,`, pairs by `;`, values possibly quoted — separators inside quotes do not count); `None`
+/// for an element without the key.
+fn forwarded(headers: &HeaderMap, key: &str) -> Option<Vec<Option<String>>> {
     let mut values = Vec::new();
     for header in headers.get_all("forwarded") {
         let header = header.to_str().ok()?;
@@ -114,7 +121,7 @@ fn forwarded(headers: &HeaderMap, key: &str) -> Option<Vec<String>> {
                     .eq_ignore_ascii_case(key)
                     .then(|| v.trim().trim_matches('"').to_string())
             });
-            values.push(value.unwrap_or_else(|| "unknown".to_string()));
+            values.push(value);
         }
     }
     (!values.is_empty()).then_some(values)

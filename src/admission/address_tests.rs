@@ -75,6 +75,15 @@ fn forwarded_host_is_the_proxys_own_value_and_only_from_proxies() {
         Some("chat.example")
     );
     assert_eq!(xff.forwarded_host(peer("192.0.2.1"), &hosts), None);
+    // Found in review: a proxy sending only `for=` made the host "unknown" (403 everywhere).
+    let fwd = proxies(ForwardedHeader::Forwarded);
+    let only_for = headers(&[("forwarded", "for=192.0.2.1")]);
+    assert_eq!(fwd.forwarded_host(peer("10.0.0.1"), &only_for), None);
+    let with_host = headers(&[("forwarded", "for=192.0.2.1;host=chat.example")]);
+    assert_eq!(
+        fwd.forwarded_host(peer("10.0.0.1"), &with_host).as_deref(),
+        Some("chat.example")
+    );
 }
 
 #[test]

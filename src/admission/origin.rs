@@ -63,7 +63,10 @@ impl OriginPolicy {
             .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
     }
 
-    /// Checks `Host` against ALLOWED_HOSTS (for every request, against DNS rebinding).
+    /// Checks `Host` against ALLOWED_HOSTS (for every request, against DNS rebinding) — and a
+    /// trusted proxy's forwarded host too, never instead: a proxy that only appends
+    /// `X-Forwarded-For` passes a client's own `X-Forwarded-Host` through, and a rebinding page
+    /// may set one on its same-origin requests.
     pub fn check_host(
         &self,
         headers: &HeaderMap,
@@ -72,16 +75,18 @@ impl OriginPolicy {
         if self.hosts.is_empty() {
             return Ok(());
         }
-        let host = Self::host(headers, forwarded_host).ok_or(OriginRefusal::NoHost)?;
-        if self
-            .hosts
-            .iter()
-            .any(|allowed| host_matches(allowed, &host))
-        {
-            Ok(())
-        } else {
-            Err(OriginRefusal::Host(host))
+        let host = Self::host(headers, None).ok_or(OriginRefusal::NoHost)?;
+        let forwarded = forwarded_host.and_then(|f| Self::host(headers, Some(f)));
+        for host in std::iter::once(host).chain(forwarded) {
+            if !self
+                .hosts
+                .iter()
+                .any(|allowed| host_matches(allowed, &host))
+            {
+                return Err(OriginRefusal::Host(host));
+            }
         }
+        Ok(())
     }
 
     /// Checks `Host` and `Origin` (for a WebSocket, against cross-site hijacking).
@@ -111,8 +116,10 @@ impl OriginPolicy {
 }
 
 /// Whether an origin (`https://chat.example`) names the host a request was sent to
-/// (`chat.example`, `chat.example:443`): the same name, and the same port where both say one
-/// (an origin without a port has its scheme's default; a Host without one matches that).
+/// (`chat.example`, `chat.example:443`): the same name and the same port (an origin without a
+/// port has its scheme's default; a Host without one was sent to a default port, 80 or 443 —
+/// which one a proxy in front terminated is not known — so it matches an origin on either, and
+/// `http://chat.example:9999` is another origin).
 fn same_authority(origin: &str, host: &str) -> bool {
     let Some((scheme, rest)) = origin.split_once("://") else {
         return false; // `null`, or not an origin
@@ -130,7 +137,10 @@ fn same_authority(origin: &str, host: &str) -> bool {
     let origin_port = origin_port.unwrap_or(default_port);
     let (host_name, host_port) = split_port(host);
     origin_name.trim_end_matches('.') == host_name
-        && host_port.is_none_or(|port| port == origin_port)
+        && match host_port {
+            Some(port) => port == origin_port,
+            None => origin_port == "80" || origin_port == "443",
+        }
 }
 
 /// `allowed` is `host` or `host:port`; a bare host matches any port.
@@ -188,6 +198,12 @@ mod tests {
         assert!(!ok("chat.example", Some("http://user@chat.example")));
         assert!(!ok("[::1]:8080", Some("http://[::2]:8080")));
         assert!(ok("[::1]:8080", Some("http://[::1]:8080")));
+        // Found in review: a Host without a port matched an origin on any port.
+        assert!(
+            !ok("chat.example", Some("http://chat.example:9999")),
+            "another port is another origin"
+        );
+        assert!(ok("chat.example", Some("http://chat.example")));
     }
 
     #[test]
@@ -218,5 +234,15 @@ mod tests {
         );
         assert!(check("rebound.attacker.example").is_err());
         assert!(policy.check(&HeaderMap::new(), None).is_err(), "no Host");
+        // A forwarded host is checked as well as Host, never instead of it: a proxy that passes
+        // a client's X-Forwarded-Host through must not let a rebound Host in.
+        let rebound = headers("rebound.attacker.example", None);
+        assert!(policy.check(&rebound, Some("chat.example")).is_err());
+        let proxied = headers("chat.example", None);
+        assert!(policy.check(&proxied, Some("chat.example")).is_ok());
+        assert_eq!(
+            policy.check(&proxied, Some("evil.example")),
+            Err(OriginRefusal::Host("evil.example".into()))
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::commands::Pending;
+use crate::protocol::{parse_client_message, ClientMessage};
 
 /// Requests waiting behind a slow one before the session stops reading.
 const MAX_WAITING_REQUESTS: usize = 16;
@@ -53,6 +54,20 @@ impl Backlog {
     /// Whether the session should stop reading until there is room.
     pub fn is_full(&self) -> bool {
         self.waiting.len() >= MAX_WAITING_REQUESTS || self.waiting_bytes >= self.max_bytes
+    }
+
+    /// Takes the newest waiting `refresh` out of the line, for a token about to expire.
+    pub fn take_refresh(&mut self) -> Option<Message> {
+        let at = self.waiting.iter().rposition(|request| match request {
+            Message::Text(text) => matches!(
+                parse_client_message(text),
+                Ok(ClientMessage::Refresh { .. })
+            ),
+            _ => false,
+        })?;
+        let request = self.waiting.remove(at)?;
+        self.waiting_bytes -= request.len();
+        Some(request)
     }
 
     /// Whether nothing waits at all.

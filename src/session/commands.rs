@@ -96,6 +96,11 @@ impl Session {
     pub(super) fn apply_completed(&mut self, completed: Completed) {
         match completed {
             Completed::Joined(Ok((membership, subscription, frames))) => {
+                // A refresh while the room loaded may have narrowed the token's rooms.
+                if let Err(error) = self.check_room_allowed(membership.room().name()) {
+                    drop((membership, subscription)); // leaves the room again
+                    return self.send_error(error);
+                }
                 self.rooms.add(membership, subscription);
                 self.queue_all(frames);
             }

@@ -69,6 +69,14 @@ impl Rooms {
         self.joined.len()
     }
 
+    /// The names of the rooms joined.
+    pub fn names(&self) -> Vec<Arc<str>> {
+        self.joined
+            .iter()
+            .map(|j| j.room().name().clone())
+            .collect()
+    }
+
     pub fn has_feeds(&self) -> bool {
         !self.feeds.is_empty()
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::Session;
 use crate::admission::token::unix_now;
@@ -39,10 +40,18 @@ impl Identity {
     }
 }
 
-/// When a grant stops counting: its `exp`, plus the clock-skew leeway admission allowed.
+/// The furthest a deadline is set: a token valid for longer is checked again then (a timer
+/// cannot be set arbitrarily far ahead: `Instant` arithmetic would overflow).
+const FURTHEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// When a grant stops counting: its `exp` plus the clock-skew leeway admission allowed — the
+/// leeway counted once, also for a token that is already inside it.
 fn expiry_deadline(grant: &Grant, leeway: Duration) -> Instant {
-    let left = grant.expires_at.saturating_sub(unix_now());
-    Instant::now() + Duration::from_secs(left) + leeway
+    let left = grant
+        .expires_at
+        .saturating_add(leeway.as_secs())
+        .saturating_sub(unix_now());
+    Instant::now() + Duration::from_secs(left).min(FURTHEST_DEADLINE)
 }
 
 impl Session {
@@ -61,8 +70,46 @@ impl Session {
         }
     }
 
+    /// After a refresh: leaves every joined room the new token does not allow, with a
+    /// `forbidden` error naming each (always sent: the membership is gone either way).
+    fn leave_rooms_no_longer_allowed(&mut self) {
+        for room in self.rooms.names() {
+            if let Err(mut error) = self.check_room_allowed(&room) {
+                self.rooms.leave(&room);
+                error.message = format!(
+                    "your refreshed token does not allow room \"{room}\": you have left it"
+                );
+                self.app.metrics.error_frame(error.code.as_str());
+                self.app.metrics.deliveries.increment(1);
+                self.socket.queue(frames::error(&error));
+            }
+        }
+    }
+
+    /// The token's timer fired: true if the connection may go on — a `refresh` waiting behind
+    /// a slow request (sent in time, not read in time) was applied, or the timer was only the
+    /// furthest a deadline is set — and false if the token expired.
+    pub(super) fn token_still_valid(&mut self) -> bool {
+        // Its answer goes out ahead of the answers still waiting; everything else keeps its
+        // order.
+        if let Some(Message::Text(text)) = self.backlog.as_mut().and_then(|b| b.take_refresh()) {
+            let _ = self.handle_text(&text);
+        }
+        let Some(identity) = &mut self.identity else {
+            return true;
+        };
+        let leeway = self.app.config.auth.leeway();
+        let deadline = expiry_deadline(&identity.grant, leeway);
+        if deadline <= Instant::now() {
+            return false;
+        }
+        identity.expiry.as_mut().reset(deadline);
+        true
+    }
+
     /// `{"type":"refresh","token":…}`: a fresh token for the same user replaces the current one
-    /// (its rooms claim applies to joins from now on) and moves the expiry.
+    /// and moves the expiry; its rooms claim applies from now on, to joins and to the rooms
+    /// already joined (those it does not allow are left).
     pub(super) fn refresh(&mut self, token: Option<&str>) -> Result<Vec<Frame>, ProtocolError> {
         let invalid = |why: String| ProtocolError::new(ErrorCode::InvalidToken, why);
         if self.identity.is_none() {
@@ -84,7 +131,10 @@ impl Session {
         let expires_at = grant.expires_at;
         let leeway = self.app.config.auth.leeway();
         self.identity = Some(Box::new(Identity::new(Arc::new(grant), leeway)));
-        Ok(vec![frames::refreshed(expires_at)])
+        self.socket.queue(frames::refreshed(expires_at));
+        self.app.metrics.deliveries.increment(1);
+        self.leave_rooms_no_longer_allowed();
+        Ok(Vec::new())
     }
 
     pub(super) async fn token_expired_close(&mut self) -> CloseReason {
@@ -104,4 +154,44 @@ pub(super) fn expired(identity: &mut Option<Box<Identity>>) -> impl Future<Outpu
         Some(identity) => identity.expiry.as_mut().poll(cx),
         None => Poll::Pending,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(expires_at: u64) -> Grant {
+        Grant {
+            rooms: None,
+            expires_at,
+        }
+    }
+
+    /// The leeway is counted once: a token already 3 s past its `exp` with a 4 s leeway has
+    /// about 1 s left, not 4 (found in review).
+    #[tokio::test]
+    async fn the_leeway_is_counted_once() {
+        let leeway = Duration::from_secs(4);
+        let left = expiry_deadline(&grant(unix_now() - 3), leeway) - Instant::now();
+        assert!(left <= Duration::from_secs(1), "{left:?}");
+        let left = expiry_deadline(&grant(unix_now() + 60), leeway) - Instant::now();
+        assert!(
+            left > Duration::from_secs(62) && left <= Duration::from_secs(64),
+            "{left:?}"
+        );
+    }
+
+    /// A far-future `exp` (up to u64::MAX) sets the furthest deadline instead of overflowing
+    /// `Instant` arithmetic, which panicked the session (found in review).
+    #[tokio::test]
+    async fn a_far_future_expiry_does_not_overflow() {
+        for exp in [
+            u64::MAX,
+            i64::MAX as u64,
+            unix_now() + 10 * FURTHEST_DEADLINE.as_secs(),
+        ] {
+            let left = expiry_deadline(&grant(exp), Duration::from_secs(30)) - Instant::now();
+            assert!(left <= FURTHEST_DEADLINE && left > FURTHEST_DEADLINE / 2);
+        }
+    }
 }

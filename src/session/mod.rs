@@ -38,7 +38,7 @@ use crate::admission::Client;
 use crate::app::App;
 use crate::ping::PingClock;
 use crate::protocol::{frames, ErrorCode, ProtocolError};
-use crate::ratelimit::{RequestKind, RequestLimiter};
+use crate::ratelimit::{BudgetKey, RateLease, RequestKind};
 use crate::telemetry::CloseReason;
 use crate::ws::{Event, Frame, WsConnection};
 
@@ -65,8 +65,11 @@ pub fn run(
         socket.queue(greeting);
     }
     // In token mode the name is proven: all of a user's connections share one budget.
-    let proven_user = client.grant.is_some().then_some(&client.user);
-    let limiter = app.rate_limits.for_connection(proven_user);
+    let budget = match client.grant {
+        Some(_) => BudgetKey::User(client.user.clone()),
+        None => BudgetKey::NameFrom(client.user.clone(), client.ip),
+    };
+    let limiter = app.rate_limits.for_connection(budget);
     let mut session = Session {
         app,
         user: client.user,
@@ -107,9 +110,9 @@ struct Session {
     /// Armed while output waits for a socket that takes nothing: since when, and the
     /// slow-client deadline. Boxed, as tokio timers are large and most sessions never stall.
     stall: Option<(Instant, Pin<Box<Sleep>>)>,
-    /// The connection's request rate limits (shared by a user's connections in token mode);
-    /// `None` when RATE_LIMITS=off. One pointer in every session.
-    limiter: Option<Arc<RequestLimiter>>,
+    /// The request rate limits of the connection's budget (see `ratelimit`); `None` when
+    /// RATE_LIMITS=off. One pointer in every session.
+    limiter: Option<RateLease>,
     /// Refused past the refusal budget: the loop closes the connection with 1008.
     abusive: bool,
     /// Token mode: what the token allows and when it expires.
@@ -154,7 +157,10 @@ impl Session {
                 }
                 () = stalled(&mut self.stall) => self.on_stall_deadline(),
                 () = identity::expired(&mut self.identity) => {
-                    return self.token_expired_close().await;
+                    if !self.token_still_valid() {
+                        return self.token_expired_close().await;
+                    }
+                    self.write_now()
                 }
             };
             if let Err(reason) = step {

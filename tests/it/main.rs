@@ -29,3 +29,4 @@ mod rest;
 mod rest_errors;
 mod rest_limits;
 mod retention;
+mod token_session;
