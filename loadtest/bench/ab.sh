@@ -8,7 +8,8 @@
 #       --scenario fanout -c 1000 --rate 100 --message-size 100 --duration 10s
 #
 # Server settings come from SERVER_ENV (default "RATE_LIMITS=off", as in run.sh; set it to "" for
-# the server's defaults); results land in
+# the server's defaults), plus SERVER_ENV_A / SERVER_ENV_B for one side only (e.g. the same binary
+# twice with SERVER_ENV_B="AUTH_SECRET=…" measures token mode against open mode); results land in
 # $OUT/NAME-{a,b}-N.json. The generator is target/release/chatterbox-loadtest (or $LOADTEST).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,11 +26,13 @@ run() { # run LABEL BINARY N [generator flags…]
   local label=$1 binary=$2 n=$3 db pid
   shift 3
   db=$(mktemp -d)
+  local side_env=${SERVER_ENV_A-}
+  [ "$label" = b ] && side_env=${SERVER_ENV_B-}
   # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
   env RUST_LOG=warn PORT="$PORT" BIND_ADDR=127.0.0.1 DB_PATH="$db/chat.db" MAX_ROOMS=10000 \
     MAX_ROOMS_CREATED_PER_IP=0 \
     MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTS_PER_IP_PER_SECOND=0 \
-    ${SERVER_ENV-RATE_LIMITS=off} "$binary" >"$OUT/$NAME-$label-$n.server.log" 2>&1 &
+    ${SERVER_ENV-RATE_LIMITS=off} $side_env "$binary" >"$OUT/$NAME-$label-$n.server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     (echo >/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
@@ -74,8 +77,18 @@ rows = [
     ("delivery p50 ms", ("delivery", "p50_ms"), 1, 2),
     ("delivery p99 ms", ("delivery", "p99_ms"), 1, 2),
     ("lost", ("lost",), 1, 0),
+    ("churn cycles per second", ("churn", "cycles_per_second"), 1, 0),
+    ("server CPU µs per churn cycle", ("churn", "server_cpu_us_per_cycle"), 1, 1),
 ]
 a, b = runs("a"), runs("b")
+# Churn runs: connect → join → leave → close cycles per second, and server CPU per cycle.
+for r in a + b:
+    c, res = r.get("counters", {}), r.get("resources", {})
+    if c.get("churn_cycles") and res.get("window_secs"):
+        r["churn"] = {
+            "cycles_per_second": c["churn_cycles"] / res["window_secs"],
+            "server_cpu_us_per_cycle": (res.get("server_cpu_secs") or 0) * 1e6 / c["churn_cycles"],
+        }
 print(f"\n### {name}: A (before) vs B (after), {len(a)}/{len(b)} alternating runs, medians\n")
 print("| | A | B | B/A | A runs | B runs |\n|---|---:|---:|---:|---|---|")
 for title, path, _, d in rows:

@@ -202,6 +202,20 @@ pub struct Options {
     /// No progress bars.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Run hostile clients beside the measured ones (see `abuse`): a flood into the first room,
+    /// amplifying joins, unread REST pages, room squatting and half-sent oversized heads.
+    #[arg(long)]
+    pub attack: bool,
+
+    /// Source addresses of the attackers (distinct from --source-addrs, so per-address limits
+    /// aimed at them leave the measured clients alone).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9"
+    )]
+    pub attack_addrs: Vec<IpAddr>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

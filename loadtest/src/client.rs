@@ -125,6 +125,11 @@ impl Connector {
         })
     }
 
+    /// The server's address.
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
     /// Connects as `identity` says.
     pub fn with_identity(mut self, identity: Identity) -> Self {
         self.identity = identity;

@@ -15,6 +15,7 @@
 //!
 //! The binary is a thin wrapper around [`run`].
 
+pub mod abuse;
 pub mod accounting;
 pub mod churn;
 pub mod cli;

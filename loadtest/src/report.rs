@@ -56,6 +56,9 @@ pub struct RunResult {
     /// Reconnect storms only: from the drop until joined again.
     pub reconnect: Option<Summary>,
     pub resources: Resources,
+    /// With `--attack`: what the attackers did and what the server refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<crate::abuse::AttackReport>,
     /// Tasks that panicked (a generator bug; their data is missing).
     pub panicked_tasks: usize,
     #[serde(skip)]

@@ -16,6 +16,7 @@ use tokio::{
 };
 
 use crate::{
+    abuse::Attack,
     churn::churner,
     cli::{Options, Scenario},
     client::Connector,
@@ -118,6 +119,18 @@ pub async fn run_once(opts: Options) -> Result<RunResult> {
     };
     tokio::time::sleep(Duration::from_millis(settle)).await;
     let mut loaded = Snapshot::take(&probe, 0).await;
+    let attack = match ctx.opts.attack {
+        true => Some(
+            Attack::start(
+                &ctx.opts.url,
+                ctx.opts.attack_addrs.clone(),
+                ctx.plan.room_name(0),
+                ctx.opts.server_pid,
+            )
+            .await?,
+        ),
+        false => None,
+    };
 
     let t0 = Instant::now() + START_LEAD;
     let window_from = t0 + ctx.opts.warmup;
@@ -151,12 +164,16 @@ pub async fn run_once(opts: Options) -> Result<RunResult> {
         // Idle memory is what the server holds after the hold period, not just after the ramp.
         loaded = end;
     }
+    let attack = match attack {
+        Some(attack) => Some(attack.stop().await),
+        None => None,
+    };
     let _ = control_tx.send(Control::Stop);
     let panicked = join_all(handles).await;
     let resources = Resources::compute(probe.describe(), &idle, &loaded, &start, &end, joined);
-    Ok(finish(
-        &ctx, joined, ramp_secs, drain_secs, resources, panicked,
-    ))
+    let mut result = finish(&ctx, joined, ramp_secs, drain_secs, resources, panicked);
+    result.attack = attack;
+    Ok(result)
 }
 
 /// Waits until every owed delivery arrived or `--drain` passed; returns the wait.
@@ -381,6 +398,7 @@ fn finish(
         join_lag: joins.then(|| Summary::of(&merged.join_lag)),
         counters: merged.counters,
         resources,
+        attack: None,
         panicked_tasks,
         histograms: Histograms {
             delivery: merged.delivery,
