@@ -55,7 +55,9 @@ fn ws_config() -> WebSocketConfig {
     static CONFIG: OnceLock<WebSocketConfig> = OnceLock::new();
     *CONFIG.get_or_init(|| {
         let config = chatterbox::Config::default();
-        Admission::new(&config.limits, &config.connection).ws_config()
+        Admission::new(&config, &[0; 32])
+            .expect("open mode")
+            .ws_config()
     })
 }
 
