@@ -30,3 +30,4 @@ mod rest_errors;
 mod rest_limits;
 mod retention;
 mod token_session;
+mod tokens;

@@ -6,16 +6,11 @@ use std::time::Duration;
 use chatterbox::admission::{TokenMinter, TokenRequest};
 use serde_json::json;
 
+use crate::support::tokens::{token, SECRET};
 use crate::support::{lock_sqlite, TestClient, TestServer};
-
-const SECRET: &str = "an-integration-test-secret-of-32-bytes";
 
 fn mint(request: &TokenRequest) -> String {
     TokenMinter::hs256(SECRET).unwrap().mint(request).unwrap()
-}
-
-fn token(user: &str, ttl: Duration) -> String {
-    mint(&TokenRequest::new(user, ttl))
 }
 
 fn token_for_rooms(user: &str, rooms: &[&str]) -> String {

@@ -9,6 +9,8 @@ pub mod postgres;
 mod process;
 mod raw;
 mod server;
+pub mod tokens;
+pub mod upgrade;
 
 use std::time::Duration;
 
