@@ -7,6 +7,7 @@
 # the good clients' p99 and losses, and the server's peak memory.
 #
 #   loadtest/bench/abuse.sh [RUNS]        # default 3 of each, ~3 minutes
+#   ATTACKERS=oversized-head loadtest/bench/abuse.sh 3   # one kind of attacker only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
@@ -42,7 +43,8 @@ for i in $(seq "$RUNS"); do
   echo "== abuse run $i/$RUNS: quiet" >&2
   run quiet "$i"
   echo "== abuse run $i/$RUNS: attacked" >&2
-  run attacked "$i" --attack
+  # ATTACKERS=flood,squat (say) runs only those, to see which one costs what.
+  run attacked "$i" --attack ${ATTACKERS:+--attackers "$ATTACKERS"}
 done
 python3 - "$OUT" "$RUNS" <<'PY'
 import json, statistics, sys

@@ -52,6 +52,7 @@ pub struct AttackReport {
     pub held_pages: u64,
     pub squat_joins: u64,
     pub squat_refused: u64,
+    /// Half-sent heads started (those in flight when the run ends are cut short by it).
     pub oversized_heads: u64,
     /// Half-sent heads the server answered (431) or closed.
     pub oversized_heads_closed: u64,
@@ -98,6 +99,7 @@ impl Attack {
     pub async fn start(
         url: &str,
         sources: Vec<IpAddr>,
+        kinds: Vec<Attacker>,
         room: String,
         server_pid: Option<u32>,
     ) -> anyhow::Result<Attack> {
@@ -117,7 +119,7 @@ impl Attack {
             .build()?;
         let thread = std::thread::Builder::new()
             .name("attackers".into())
-            .spawn(move || runtime.block_on(attack(target, shared, stopped)))?;
+            .spawn(move || runtime.block_on(attack(target, kinds, shared, stopped)))?;
         Ok(Attack {
             stop,
             thread: Some(thread),
@@ -150,9 +152,17 @@ impl Attack {
 }
 
 /// Runs every attacker until `stopped`, then aborts whatever is still going.
-async fn attack(target: Arc<Target>, counters: Arc<Counters>, mut stopped: watch::Receiver<bool>) {
+async fn attack(
+    target: Arc<Target>,
+    kinds: Vec<Attacker>,
+    counters: Arc<Counters>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut tasks = JoinSet::new();
     let mut spawn = |attacker: Attacker, count: usize| {
+        if !kinds.contains(&attacker) {
+            return;
+        }
         for n in 0..count {
             let (target, counters, stopped) = (target.clone(), counters.clone(), stopped.clone());
             tasks.spawn(run(attacker, n, target, counters, stopped));
@@ -167,12 +177,19 @@ async fn attack(target: Arc<Target>, counters: Arc<Counters>, mut stopped: watch
     tasks.shutdown().await;
 }
 
-#[derive(Clone, Copy)]
-enum Attacker {
+/// The kinds of attacker (`--attackers`, all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attacker {
+    /// Chats with 8 kB texts into a measured room as fast as the socket takes them.
     Flood,
+    /// Joins that ask for all of a room's heavy history and never read.
     Amplify,
+    /// REST pages whose responses are never read.
     HeldPage,
+    /// Joins of ever new rooms.
     Squat,
+    /// Half-sent 400 kB request heads.
     OversizedHead,
 }
 

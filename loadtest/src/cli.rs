@@ -216,6 +216,15 @@ pub struct Options {
         default_value = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9"
     )]
     pub attack_addrs: Vec<IpAddr>,
+
+    /// Which attackers `--attack` runs.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "flood,amplify,held-page,squat,oversized-head"
+    )]
+    pub attackers: Vec<crate::abuse::Attacker>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

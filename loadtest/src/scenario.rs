@@ -124,6 +124,7 @@ pub async fn run_once(opts: Options) -> Result<RunResult> {
             Attack::start(
                 &ctx.opts.url,
                 ctx.opts.attack_addrs.clone(),
+                ctx.opts.attackers.clone(),
                 ctx.plan.room_name(0),
                 ctx.opts.server_pid,
             )

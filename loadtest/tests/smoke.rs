@@ -247,3 +247,47 @@ async fn token_mode_and_resume_tickets() {
     );
     server.stop().await;
 }
+
+/// `--attack` against the real server at its default limits: every kind of attacker gets to
+/// work, the server refuses what it should (rate limits, 431 heads), and the measured clients,
+/// from other addresses, lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attack_beside_measured_clients_is_refused_and_loses_them_nothing() {
+    let server = start_server_with(|c| {
+        // The server's defaults: per-address limits and rate limits on.
+        let defaults = chatterbox::Config::default();
+        c.admission = defaults.admission;
+        c.rate = defaults.rate;
+    })
+    .await;
+    let mut o = opts(&server.url);
+    o.scenario = Scenario::Rooms;
+    o.clients = 20;
+    o.members = Some(10);
+    o.rate = 2.0;
+    o.attack = true;
+    o.source_addrs = vec!["127.0.0.10".parse().unwrap()];
+    let report = run(o).await.unwrap();
+    let r = &report.result;
+    eprintln!("{}", report.table());
+    assert_eq!(r.lost, 0, "the measured clients lose nothing");
+    let attack = r.attack.as_ref().expect("an attack report");
+    eprintln!("{attack:?}");
+    assert!(
+        attack.flood_sent > 0 && attack.flood_rate_limited > 0,
+        "{attack:?}"
+    );
+    assert_eq!(attack.amplifying_joins, 20);
+    assert!(
+        attack.held_pages >= 40 && attack.squat_joins > 0,
+        "{attack:?}"
+    );
+    // Every head the server answered was refused; up to the 300 in flight when the run ended
+    // were cut short by it.
+    assert!(
+        attack.oversized_heads_closed > 0
+            && attack.oversized_heads - attack.oversized_heads_closed <= 300,
+        "oversized heads are refused: {attack:?}"
+    );
+    server.stop().await;
+}
