@@ -9,7 +9,10 @@
 //! Ids are assigned by the node that publishes. Until nodes share a sequencer through Redis, two
 //! nodes on one database would hand out the same ids and one's messages would be skipped as
 //! duplicates, so a node takes a session advisory lock at start ([`SINGLE_NODE_LOCK`]) on a
-//! connection it keeps, and a second one is refused with a clear error.
+//! connection it keeps, and a second one is refused with a clear error. The lock guards starts,
+//! not failures: it lasts as long as that connection, which is not watched — a PostgreSQL restart
+//! or a killed backend frees it while the node goes on, and a holder that vanished without closing
+//! keeps it until the server's TCP keepalive gives up. The cluster sequencer replaces it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -236,13 +239,17 @@ impl PostgresStore {
         let mut deleted = 0;
         if let Some(cutoff) = older_than_ms {
             // As in SQLite: within a room timestamps rise with ids, so everything below the
-            // room's first recent message is old (one index walk per room from its oldest row).
+            // room's first recent message is old. Each room's first recent id is found once
+            // (one index walk from its oldest row), then the delete joins on it: correlated
+            // into the delete, the lookup ran once per message row (20k rows in 20k rooms: 92 s
+            // instead of 0.6 s, found in review).
             deleted += sqlx::query(
-                "DELETE FROM messages m USING rooms r \
-                 WHERE m.room = r.name AND m.id < COALESCE( \
-                   (SELECT id FROM messages n WHERE n.room = r.name AND n.created_at_ms >= $1 \
-                    ORDER BY id LIMIT 1), \
-                   9223372036854775807)",
+                "WITH firsts AS MATERIALIZED ( \
+                   SELECT r.name, (SELECT id FROM messages n \
+                     WHERE n.room = r.name AND n.created_at_ms >= $1 ORDER BY id LIMIT 1) AS first \
+                   FROM rooms r) \
+                 DELETE FROM messages m USING firsts f \
+                 WHERE m.room = f.name AND m.id < COALESCE(f.first, 9223372036854775807)",
             )
             .bind(cutoff)
             .execute(&self.pool)
@@ -263,27 +270,52 @@ impl PostgresStore {
     }
 
     pub async fn prune_empty_rooms(&self) -> Result<u64, StoreError> {
-        // One transaction that locks the floor row first: the floor covers every row deleted,
-        // and a room the writer gives a message meanwhile keeps (or gets back) its row.
+        // One transaction that locks the floor row first, then the candidate rooms in name order
+        // (the order the writer locks them in, so the two cannot deadlock). At READ COMMITTED a
+        // room the writer gives a message meanwhile may still be deleted (its new message is
+        // not in this statement's snapshot): the floor covers its ids, and its row is put back
+        // by the last statement, which sees what was committed since.
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT floor FROM id_floor WHERE one = 1 FOR UPDATE")
             .execute(&mut *tx)
             .await?;
-        let removed: Vec<i64> = sqlx::query_scalar(
-            "DELETE FROM rooms r \
+        let candidates: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM rooms r \
              WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.room = r.name) \
-             RETURNING r.last_id",
+             ORDER BY name FOR UPDATE",
         )
         .fetch_all(&mut *tx)
         .await?;
-        if let Some(highest) = removed.iter().max() {
+        if candidates.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let removed: Vec<(String, i64)> = sqlx::query_as(
+            "DELETE FROM rooms r WHERE r.name = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.room = r.name) \
+             RETURNING r.name, r.last_id",
+        )
+        .bind(&candidates)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some(highest) = removed.iter().map(|(_, last)| *last).max() {
             sqlx::query("UPDATE id_floor SET floor = GREATEST(floor, $1) WHERE one = 1")
                 .bind(highest)
                 .execute(&mut *tx)
                 .await?;
         }
+        let names: Vec<&str> = removed.iter().map(|(name, _)| name.as_str()).collect();
+        let restored = sqlx::query(
+            "INSERT INTO rooms (name, last_id) \
+             SELECT room, MAX(id) FROM messages WHERE room = ANY($1) GROUP BY room \
+             ON CONFLICT (name) DO UPDATE SET last_id = GREATEST(rooms.last_id, EXCLUDED.last_id)",
+        )
+        .bind(&names)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        Ok(removed.len() as u64)
+        Ok(removed.len() as u64 - restored)
     }
 }
 
