@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::history::{joiner_frames, joiner_frames_ready, load_and_join, read_plan, Read};
+use super::history::{
+    history_unavailable, joiner_frames, joiner_frames_ready, load_and_join, read_plan, Read,
+};
 use super::Session;
 use crate::bus::{Draft, Published};
-use crate::history::HistoryError;
 use crate::protocol::names::{normalize_name, NameKind};
 use crate::protocol::{parse_client_message, ChatRecord, ClientMessage, ErrorCode, ProtocolError};
 use crate::ratelimit::RequestKind;
@@ -322,16 +323,4 @@ fn not_member(room: &Arc<str>) -> ProtocolError {
         format!("not a member of room \"{room}\"; join it first"),
     )
     .in_room(room)
-}
-
-pub(super) fn history_unavailable(error: HistoryError) -> ProtocolError {
-    // Store errors are logged where they happen; clients are not shown database internals.
-    let why = match error {
-        HistoryError::Store(_) => "the history store failed".to_string(),
-        other => other.to_string(),
-    };
-    ProtocolError::new(
-        ErrorCode::HistoryUnavailable,
-        format!("message history is unavailable, try again: {why}"),
-    )
 }

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use super::commands::history_unavailable;
 use crate::app::App;
+use crate::history::HistoryError;
 use crate::history::{InMemory, Ranged};
-use crate::protocol::{frames, ChatRecord, ProtocolError};
+use crate::protocol::{frames, ChatRecord, ErrorCode, ProtocolError};
 use crate::rooms::{HistoryPlan, HistoryRequest, JoinTicket, Membership, Room, Subscription};
 use crate::ws::Frame;
 
@@ -167,4 +167,17 @@ pub(super) async fn read_plan(app: &App, room: &Room, plan: HistoryPlan) -> Read
         _ if !resume => latest(None),
         _ => latest(Some(false)),
     }
+}
+
+/// A history error as clients see it: `history_unavailable`, without database internals.
+pub(super) fn history_unavailable(error: HistoryError) -> ProtocolError {
+    // Store errors are logged where they happen; clients are not shown database internals.
+    let why = match error {
+        HistoryError::Store(_) => "the history store failed".to_string(),
+        other => other.to_string(),
+    };
+    ProtocolError::new(
+        ErrorCode::HistoryUnavailable,
+        format!("message history is unavailable, try again: {why}"),
+    )
 }

@@ -50,6 +50,33 @@ pub struct RangeTail {
     pub oldest: Option<u64>,
 }
 
+/// A stored message as both backends' queries return it (`id, user_name, text, created_at_ms`).
+#[derive(sqlx::FromRow)]
+struct StoredMessage {
+    id: i64,
+    user_name: String,
+    text: String,
+    created_at_ms: i64,
+}
+
+impl StoredMessage {
+    /// The rows of one room as records, sharing one room name.
+    fn records(room: &str, rows: Vec<StoredMessage>) -> Vec<ChatRecord> {
+        let room: Arc<str> = room.into();
+        rows.into_iter()
+            .map(|row| {
+                ChatRecord::new(
+                    room.clone(),
+                    row.id as u64,
+                    row.user_name.into(),
+                    row.text.into(),
+                    row.created_at_ms,
+                )
+            })
+            .collect()
+    }
+}
+
 /// Options per backend; each backend reads its own.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {

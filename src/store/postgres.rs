@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
 
-use super::{RangeTail, StoreError};
+use super::{RangeTail, StoreError, StoredMessage};
 use crate::protocol::ChatRecord;
 
 /// The advisory lock a node holds while it is the database's only writer of ids.
@@ -163,7 +163,7 @@ impl PostgresStore {
         let (after, upto) = (clamp_id(after), clamp_id(upto));
         // The running size from the newest row down; a row is read if it starts within the
         // budget, so only the rows read leave the server, however long the range.
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, StoredMessage>(
             "SELECT id, user_name, text, created_at_ms FROM ( \
                SELECT id, user_name, text, created_at_ms, \
                  octet_length(text) + octet_length(user_name) + $4 AS size, \
@@ -188,7 +188,7 @@ impl PostgresStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(RangeTail {
-            records: to_records(room, rows),
+            records: StoredMessage::records(room, rows),
             oldest: oldest.map(|id| id as u64),
         })
     }
@@ -200,7 +200,7 @@ impl PostgresStore {
         limit: usize,
     ) -> Result<Vec<ChatRecord>, StoreError> {
         let before = before.map_or(i64::MAX, clamp_id);
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, StoredMessage>(
             "SELECT id, user_name, text, created_at_ms FROM messages \
              WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
         )
@@ -209,7 +209,7 @@ impl PostgresStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        let mut records = to_records(room, rows);
+        let mut records = StoredMessage::records(room, rows);
         records.reverse();
         Ok(records)
     }
@@ -317,17 +317,4 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(removed.len() as u64 - restored)
     }
-}
-
-fn to_records(room: &str, rows: Vec<sqlx::postgres::PgRow>) -> Vec<ChatRecord> {
-    let room: Arc<str> = room.into();
-    rows.into_iter()
-        .map(|row| {
-            let id: i64 = row.get(0);
-            let user: String = row.get(1);
-            let text: String = row.get(2);
-            let created: i64 = row.get(3);
-            ChatRecord::new(room.clone(), id as u64, user.into(), text.into(), created)
-        })
-        .collect()
 }

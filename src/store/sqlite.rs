@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::sqlite_file::DatabaseFile;
-use super::{RangeTail, StoreError};
+use super::{RangeTail, StoreError, StoredMessage};
 use crate::protocol::ChatRecord;
 
 /// Rows per INSERT statement: 5 parameters each stays below SQLite's 32,766-parameter limit.
@@ -130,7 +130,7 @@ impl SqliteStore {
         let (after, upto) = (clamp_id(after), clamp_id(upto));
         // The running size from the newest row down; a row is read if it starts within the
         // budget. Only the rows read leave SQLite, however long the range.
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, StoredMessage>(
             "SELECT id, user_name, text, created_at_ms FROM ( \
                SELECT id, user_name, text, created_at_ms, \
                  length(CAST(text AS BLOB)) + length(CAST(user_name AS BLOB)) + ?4 AS size, \
@@ -155,7 +155,7 @@ impl SqliteStore {
         .fetch_one(&self.file.pool())
         .await?;
         Ok(RangeTail {
-            records: to_records(room, rows),
+            records: StoredMessage::records(room, rows),
             oldest: oldest.map(|id| id as u64),
         })
     }
@@ -168,7 +168,7 @@ impl SqliteStore {
     ) -> Result<Vec<ChatRecord>, StoreError> {
         // Ids above i64::MAX cannot exist; treat such a `before` as "the newest".
         let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, StoredMessage>(
             "SELECT id, user_name, text, created_at_ms FROM messages \
              WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
         )
@@ -177,7 +177,7 @@ impl SqliteStore {
         .bind(limit as i64)
         .fetch_all(&self.file.pool())
         .await?;
-        let mut records = to_records(room, rows);
+        let mut records = StoredMessage::records(room, rows);
         records.reverse();
         Ok(records)
     }
@@ -259,83 +259,5 @@ impl SqliteStore {
         .rows_affected();
         tx.commit().await?;
         Ok(pruned)
-    }
-}
-
-fn to_records(room: &str, rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<ChatRecord> {
-    let room: Arc<str> = room.into();
-    rows.into_iter()
-        .map(|row| {
-            let id: i64 = row.get(0);
-            let user: String = row.get(1);
-            let text: String = row.get(2);
-            let created: i64 = row.get(3);
-            ChatRecord::new(room.clone(), id as u64, user.into(), text.into(), created)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(room: &str, id: u64, timestamp_ms: i64) -> Arc<ChatRecord> {
-        Arc::new(ChatRecord::new(
-            room.into(),
-            id,
-            "u".into(),
-            "t".into(),
-            timestamp_ms,
-        ))
-    }
-
-    async fn ids(store: &SqliteStore, room: &str) -> Vec<u64> {
-        let records = store.before(room, None, 1000).await.unwrap();
-        records.iter().map(|r| r.id).collect()
-    }
-
-    #[tokio::test]
-    async fn retention_by_age_and_by_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::connect(&url, &SqliteOptions::default())
-            .await
-            .unwrap();
-        let batch: Vec<_> = (1..=10)
-            .map(|id| record("a", id, id as i64 * 1000))
-            .chain((1..=4).map(|id| record("b", id, 1000)))
-            .collect();
-        store.append(&batch).await.unwrap();
-        store.append(&batch).await.unwrap(); // idempotent retry
-
-        assert_eq!(store.prune(0, Some(5_500)).await.unwrap(), 9);
-        assert_eq!(ids(&store, "a").await, vec![6, 7, 8, 9, 10]);
-        assert!(ids(&store, "b").await.is_empty(), "all of b was old");
-        assert_eq!(store.prune(2, None).await.unwrap(), 3);
-        assert_eq!(ids(&store, "a").await, vec![9, 10]);
-        assert_eq!(store.last_id("a").await.unwrap(), 10, "ids survive pruning");
-        assert_eq!(store.last_id("b").await.unwrap(), 4);
-        assert_eq!(store.last_id("never").await.unwrap(), 0);
-
-        // b has no messages left: its row goes, but its ids stay taken.
-        assert_eq!(store.prune_empty_rooms().await.unwrap(), 1);
-        assert_eq!(
-            store.last_id("b").await.unwrap(),
-            4,
-            "continues above its old ids"
-        );
-        assert_eq!(
-            store.last_id("a").await.unwrap(),
-            10,
-            "rows with messages stay"
-        );
-        assert_eq!(
-            store.last_id("never").await.unwrap(),
-            4,
-            "new rooms start above the floor"
-        );
-        assert_eq!(store.prune_empty_rooms().await.unwrap(), 0);
-        store.append(&[record("b", 5, 9_000)]).await.unwrap();
-        assert_eq!(store.last_id("b").await.unwrap(), 5);
     }
 }

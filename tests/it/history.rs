@@ -6,21 +6,12 @@ use chatterbox::config::Switch;
 use serde_json::json;
 
 use crate::support::{
-    lock_sqlite, send_and_confirm, wait_for_metric, ServerProcess, TestClient, TestServer,
+    ids, lock_sqlite, send_and_confirm, wait_for_metric, ServerProcess, TestClient, TestServer,
     NO_RATE_LIMITS,
 };
 
 async fn get_json(url: &str) -> serde_json::Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-fn ids(messages: &serde_json::Value) -> Vec<u64> {
-    messages
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect()
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! History in PostgreSQL (`DATABASE_URL=postgres://…`): the same behaviour as the embedded SQLite
-//! store — ids continue across restarts, joins, resumes and REST pages read what was stored, each
+//! History in PostgreSQL (`DATABASE_URL=postgres://…`), and the store contract both backends keep
+//! (checked against each): the same behaviour as the embedded SQLite store — ids continue across restarts, joins, resumes and REST pages read what was stored, each
 //! within its byte budget, retention keeps ids taken — and a second node on the same database is
 //! refused while there is no shared sequencer. Each test gets a database of its own; without
 //! `DATABASE_URL` they print SKIP.
@@ -8,19 +8,10 @@ use std::sync::Arc;
 
 use chatterbox::protocol::ChatRecord;
 use chatterbox::store::{Store, StoreOptions};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::postgres::{connect, fresh_database};
-use crate::support::TestServer;
-
-fn ids(messages: &Value) -> Vec<u64> {
-    messages
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect()
-}
+use crate::support::{ids, TestServer};
 
 async fn server_on(url: &str, configure: impl FnOnce(&mut chatterbox::Config)) -> TestServer {
     let url = url.to_string();
@@ -173,16 +164,9 @@ async fn stored_ids(store: &Store, room: &str) -> Vec<u64> {
     records.iter().map(|r| r.id).collect()
 }
 
-/// The store's contract, as the SQLite backend's unit test checks it: retried batches are
-/// skipped, retention by age and by count, and ids stay taken after rooms are pruned.
-#[tokio::test]
-async fn retention_and_pruning_keep_ids_taken() {
-    let Some(url) = fresh_database("retention").await else {
-        return;
-    };
-    let store = Store::connect(&url, &StoreOptions::default())
-        .await
-        .unwrap();
+/// The store's contract, the same for both backends: retried batches are skipped, retention by
+/// age and by count, and ids stay taken after rooms are pruned; the server secret is made once.
+async fn retention_and_pruning_keep_ids_taken_in(store: Store) {
     store.ping().await.unwrap();
     let batch: Vec<_> = (1..=10)
         .map(|id| record("a", id, id as i64 * 1000))
@@ -224,4 +208,25 @@ async fn retention_and_pruning_keep_ids_taken() {
         secret,
         "made once"
     );
+}
+
+#[tokio::test]
+async fn retention_and_pruning_keep_ids_taken() {
+    let Some(url) = fresh_database("retention").await else {
+        return;
+    };
+    let store = Store::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    retention_and_pruning_keep_ids_taken_in(store).await;
+}
+
+#[tokio::test]
+async fn retention_and_pruning_keep_ids_taken_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    retention_and_pruning_keep_ids_taken_in(store).await;
 }

@@ -34,6 +34,16 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
 }
 
+/// The ids of a JSON array of messages (a `history` frame's or a REST page's `messages`).
+pub fn ids(messages: &serde_json::Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
 /// Sends `count` chats to `room` from a fresh client and waits until each is echoed back.
 pub async fn send_and_confirm(url: &str, room: &str, count: usize) -> Vec<u64> {
     let mut client = TestClient::connect(url).await;
