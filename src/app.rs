@@ -8,12 +8,12 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
-use crate::api::readiness::Readiness;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::history::{HistoryReader, HistoryWriter};
 use crate::ping::PingClock;
 use crate::ratelimit::RateLimits;
+use crate::readiness::Readiness;
 use crate::rooms::RoomRegistry;
 use crate::store::Store;
 use crate::telemetry::Metrics;

@@ -20,6 +20,7 @@
 //! - [`history`]: the async batch writer, the commit watermark, the reader, retention.
 //! - [`store`]: durable history behind one type; the backend (SQLite file, PostgreSQL) is chosen by
 //!   URL scheme.
+//! - [`readiness`]: whether to send this server new clients (draining, store and writer health).
 //! - [`telemetry`]: Prometheus metric names, descriptions, buckets and the recorder.
 //! - [`config`]: every setting, as CLI flag and environment variable, one group per concern.
 //! - [`server`]: builds the components, serves, and shuts down gracefully.
@@ -36,6 +37,7 @@ pub mod ping;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
+pub mod readiness;
 pub mod rooms;
 pub mod server;
 pub mod session;

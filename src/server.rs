@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, TokenSetupError};
-use crate::api::{self, readiness::Readiness};
+use crate::api;
 use crate::app::App;
 use crate::bus::{local::LocalBus, Bus};
 use crate::config::{Config, ConfigError, NetConfig};
@@ -27,6 +27,7 @@ use crate::history::{
 use crate::net::{self, HttpLimits};
 use crate::ping::{PingClock, PingTicker};
 use crate::ratelimit::RateLimits;
+use crate::readiness::Readiness;
 use crate::rooms::{RegistrySettings, RingLimits, RoomRegistry, RoomSettings};
 use crate::store::{PostgresOptions, SqliteOptions, Store, StoreError, StoreOptions};
 use crate::telemetry::{self, Metrics};

@@ -5,7 +5,7 @@
 //! - [`session`]: `GET /api/session` — the page's check of a name or token before it connects.
 //! - [`rooms`], [`history`]: the read-only REST API; [`params`] checks what it is asked, and
 //!   [`rate_limit`] how often.
-//! - [`health`]: `/health`, `/health/live`, `/health/ready` (state in [`readiness`]), `/metrics`.
+//! - [`health`]: `/health`, `/health/live`, `/health/ready` (state in [`crate::readiness`]), `/metrics`.
 //! - [`assets`]: the browser client.
 //! - [`error`]: [`ApiError`], the JSON error every route answers with — unknown paths and wrong
 //!   methods included.
@@ -20,7 +20,6 @@ pub mod health;
 pub mod history;
 mod params;
 pub mod rate_limit;
-pub mod readiness;
 pub mod rooms;
 pub mod session;
 mod viewer;
